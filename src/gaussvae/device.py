@@ -1,0 +1,14 @@
+"""Device choice shared by the stages: CUDA when present and asked for, else CPU."""
+
+from __future__ import annotations
+
+import torch
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map 'auto' | 'cpu' | 'cuda' to a torch.device; 'cuda' without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is visible; use 'auto'")
+    return torch.device(name)

@@ -1,0 +1,118 @@
+"""Stage 'extract': fit Gaussians to every image, order them, and describe the result.
+
+Extraction is embarrassingly parallel: ``shard=(k, K)`` fits the k-th of K contiguous ranges of
+images, and ``merge`` concatenates the partial results in shard order into the same file a
+single run writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from gaussvae import __version__
+from gaussvae.fit import fit_images
+from gaussvae.ordering import grid_slots, order_gaussians
+from gaussvae.params import ExtractParams, as_dict
+from gaussvae.store import SPLITS, GaussianSet, ImageSet
+
+RENDERER = "windowed-normalized-v1"
+
+
+def shard_range(n: int, index: int, count: int) -> range:
+    """The contiguous range of image indices that shard ``index`` of ``count`` fits."""
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard index must be in [0, {count}), got {index} of {count}")
+    return range(index * n // count, (index + 1) * n // count)
+
+
+def extract(
+    images: ImageSet,
+    cfg: ExtractParams,
+    device: torch.device,
+    shard: tuple[int, int] = (0, 1),
+    on_batch: Callable[[int, np.ndarray], None] | None = None,
+) -> GaussianSet:
+    """Fitted, canonical, ordered Gaussians (n, N, 8) for the images of one shard.
+
+    ``on_batch(n_done, psnr)`` is called after each batch (for progress bars).
+    """
+    size = images.images.shape[1]
+    idx = np.asarray(shard_range(len(images.images), *shard))
+    slots_np = grid_slots(cfg.num_gaussians)
+    slots = torch.from_numpy(slots_np).to(device)
+    out = np.empty((len(idx), cfg.num_gaussians, 8), dtype=np.float32)
+    psnr = np.empty(len(idx), dtype=np.float32)
+    for start in range(0, len(idx), cfg.batch_size):
+        batch = idx[start:start + cfg.batch_size]
+        pixels = torch.from_numpy(images.images[batch]).to(device=device, dtype=torch.float32)
+        result = fit_images(pixels / 255.0, slots, cfg)
+        fitted = result.gaussians.cpu().numpy()
+        for j in range(len(batch)):
+            out[start + j] = order_gaussians(fitted[j], cfg.ordering, slots_np)
+        psnr[start:start + len(batch)] = result.psnr.cpu().numpy()
+        if on_batch is not None:
+            on_batch(len(batch), psnr[start:start + len(batch)])
+    attrs = {
+        "image_size": size,
+        "num_gaussians": cfg.num_gaussians,
+        "ordering": cfg.ordering,
+        "renderer": RENDERER,
+        "window": cfg.window,
+        "fit_settings": {k: v for k, v in as_dict(cfg).items() if k != "device"},
+        "package_version": __version__,
+        "shard": [int(shard[0]), int(shard[1])],
+        "skipped": images.attrs.get("skipped", []),
+        "channel_ranges": {
+            "x, y": "[0, 1], fraction of the image side",
+            "scale_x, scale_y": f"[{cfg.min_scale_px}, {cfg.max_scale_px}] px / image_size; "
+                                "scale_x >= scale_y",
+            "rot": "[0, pi) radians",
+            "r, g, b": "[0, 1]",
+        },
+    }
+    return GaussianSet(
+        gaussians=out,
+        split=images.split[idx],
+        psnr=psnr,
+        sources=[images.sources[i] for i in idx],
+        attrs=attrs,
+    )
+
+
+def merge(parts: list[GaussianSet]) -> GaussianSet:
+    """Concatenate shards (given in shard order) into one set; settings must agree."""
+    if not parts:
+        raise ValueError("no shards to merge")
+    keys = ("image_size", "num_gaussians", "ordering", "renderer", "fit_settings")
+    for p in parts[1:]:
+        for k in keys:
+            if p.attrs[k] != parts[0].attrs[k]:
+                raise ValueError(f"shards disagree on {k}: {parts[0].attrs[k]} vs {p.attrs[k]}")
+    attrs = dict(parts[0].attrs)
+    attrs["shard"] = [0, 1]
+    return GaussianSet(
+        gaussians=np.concatenate([p.gaussians for p in parts]),
+        split=np.concatenate([p.split for p in parts]),
+        psnr=np.concatenate([p.psnr for p in parts]),
+        sources=[s for p in parts for s in p.sources],
+        attrs=attrs,
+    )
+
+
+def extract_metrics(result: GaussianSet, seconds: float) -> dict:
+    """Fit quality per split (mean, p5, min PSNR in dB), throughput and skipped images."""
+    out: dict = {}
+    for name in SPLITS:
+        p = result.psnr[result.split == SPLITS.index(name)]
+        if len(p):
+            out[name] = {"psnr": {"mean": round(float(p.mean()), 3),
+                                  "p5": round(float(np.percentile(p, 5)), 3),
+                                  "min": round(float(p.min()), 3)},
+                         "images": len(p)}
+    out["images_per_second"] = round(len(result.psnr) / max(seconds, 1e-9), 2)
+    out["seconds"] = round(seconds, 1)
+    out["images_skipped"] = len(result.attrs.get("skipped", []))
+    return out

@@ -1,0 +1,70 @@
+"""Slot grids and the two orderings of Gaussians within an image.
+
+A Conv1D VAE compares Gaussian ``i`` of one image with Gaussian ``i`` of another, so index ``i``
+must mean the same thing everywhere. ``grid`` gives each Gaussian a fixed slot of a near-square
+grid (linear assignment of centres to slots: a small move never reorders); ``morton`` sorts by
+Z-order code of the centre, as the original work did (a small move can reorder).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+
+def grid_slots(n: int) -> np.ndarray:
+    """``n`` slot centres (n, 2) in [0, 1]^2, row-major, as evenly spread as ``n`` allows.
+
+    ``round(sqrt(n))`` rows; the first ``n mod rows`` rows get one slot more, so 512 slots make
+    23 rows of 22 or 23. Each row's slots are centred in equal cells.
+    """
+    rows = max(1, round(math.sqrt(n)))
+    base, extra = divmod(n, rows)
+    out = []
+    for r in range(rows):
+        cols = base + (1 if r < extra else 0)
+        y = (r + 0.5) / rows
+        out.extend(((c + 0.5) / cols, y) for c in range(cols))
+    return np.asarray(out, dtype=np.float32)
+
+
+def grid_order(xy: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Permutation p such that ``xy[p[k]]`` is the centre assigned to slot k.
+
+    Minimizes the total squared distance between centres (n, 2) and slots (n, 2).
+    """
+    cost = ((xy[:, None, :] - slots[None, :, :]) ** 2).sum(-1)  # (centres, slots)
+    rows, cols = linear_sum_assignment(cost)
+    perm = np.empty(len(slots), dtype=np.int64)
+    perm[cols] = rows
+    return perm
+
+
+def _spread_bits(v: np.ndarray) -> np.ndarray:
+    """Insert a zero bit between each of the low 16 bits of v (uint64)."""
+    v = v & 0xFFFF
+    v = (v | (v << 8)) & 0x00FF00FF
+    v = (v | (v << 4)) & 0x0F0F0F0F
+    v = (v | (v << 2)) & 0x33333333
+    v = (v | (v << 1)) & 0x55555555
+    return v
+
+
+def morton_order(xy: np.ndarray) -> np.ndarray:
+    """Permutation sorting centres (n, 2) in [0, 1] by their 16-bit-per-axis Z-order code."""
+    q = np.clip(np.floor(xy * 65536.0), 0, 65535).astype(np.uint64)
+    code = _spread_bits(q[:, 0]) | (_spread_bits(q[:, 1]) << np.uint64(1))
+    return np.argsort(code, kind="stable")
+
+
+def order_gaussians(gaussians: np.ndarray, ordering: str, slots: np.ndarray) -> np.ndarray:
+    """Reorder one image's Gaussians (n, 8) by ``ordering`` ('grid' or 'morton')."""
+    if ordering == "grid":
+        perm = grid_order(gaussians[:, :2], slots)
+    elif ordering == "morton":
+        perm = morton_order(gaussians[:, :2])
+    else:
+        raise ValueError(f"ordering must be 'grid' or 'morton', got {ordering!r}")
+    return gaussians[perm]

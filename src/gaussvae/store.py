@@ -1,0 +1,118 @@
+"""The two HDF5 files of the pipeline, their schema, and byte-stable atomic writing.
+
+data/images.h5      images (n, S, S, 3) uint8, split (n,) uint8, source (n,) str
+data/gaussians.h5   gaussians (n, N, 8) float32, split, source, psnr (n,) float32
+
+``split`` codes index ``SPLITS``. Files are written to a temporary file and renamed; datasets
+carry no timestamps, so the same inputs give the same bytes (DVC then skips what follows).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from gaussvae.atomic import atomic_path
+from gaussvae.render import CHANNELS, TYPES
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+SCHEMA_VERSION = 1
+_STR = h5py.string_dtype(encoding="utf-8")
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray  # (n, S, S, 3) uint8
+    split: np.ndarray  # (n,) uint8, index into SPLITS
+    sources: list[str]
+    attrs: dict[str, Any]
+
+
+@dataclass
+class GaussianSet:
+    gaussians: np.ndarray  # (n, N, 8) float32
+    split: np.ndarray  # (n,) uint8
+    psnr: np.ndarray  # (n,) float32, dB of the fit against its image
+    sources: list[str]
+    attrs: dict[str, Any]
+
+    def select(self, split: str) -> np.ndarray:
+        """Indices of the images in ``split``."""
+        return np.flatnonzero(self.split == SPLITS.index(split))
+
+
+def _set_attrs(f: h5py.File, attrs: dict[str, Any]) -> None:
+    for key in sorted(attrs):
+        value = attrs[key]
+        f.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+
+
+def _get_attrs(f: h5py.File) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in f.attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        if isinstance(value, str) and value[:1] in "[{":
+            value = json.loads(value)
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def _common(f: h5py.File, split: np.ndarray, sources: list[str]) -> None:
+    d = f.create_dataset("split", data=split.astype(np.uint8), track_times=False)
+    d.attrs["names"] = json.dumps(list(SPLITS))
+    f.create_dataset("source", data=np.asarray(sources, dtype=object), dtype=_STR,
+                     track_times=False)
+
+
+def write_images(path: str | Path, data: ImageSet) -> None:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=False) as f:
+        f.create_dataset(
+            "images", data=data.images, chunks=(min(256, len(data.images)), *data.images.shape[1:]),
+            compression="gzip", compression_opts=4, shuffle=True, track_times=False,
+        )
+        _common(f, data.split, data.sources)
+        _set_attrs(f, {"schema_version": SCHEMA_VERSION, **data.attrs})
+
+
+def read_images(path: str | Path) -> ImageSet:
+    with h5py.File(path, "r") as f:
+        return ImageSet(
+            images=f["images"][()],
+            split=f["split"][()],
+            sources=[s.decode() if isinstance(s, bytes) else s for s in f["source"][()]],
+            attrs=_get_attrs(f),
+        )
+
+
+def write_gaussians(path: str | Path, data: GaussianSet) -> None:
+    n, num, c = data.gaussians.shape
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=False) as f:
+        d = f.create_dataset(
+            "gaussians", data=data.gaussians.astype(np.float32),
+            chunks=(min(64, n), num, c), compression="gzip", compression_opts=4, shuffle=True,
+            track_times=False,
+        )
+        d.attrs["channels"] = json.dumps(list(CHANNELS))
+        d.attrs["types"] = json.dumps({k: [s.start, s.stop] for k, s in TYPES.items()})
+        f.create_dataset("psnr", data=data.psnr.astype(np.float32), track_times=False)
+        _common(f, data.split, data.sources)
+        _set_attrs(f, {"schema_version": SCHEMA_VERSION, **data.attrs})
+
+
+def read_gaussians(path: str | Path) -> GaussianSet:
+    with h5py.File(path, "r") as f:
+        return GaussianSet(
+            gaussians=f["gaussians"][()],
+            split=f["split"][()],
+            psnr=f["psnr"][()],
+            sources=[s.decode() if isinstance(s, bytes) else s for s in f["source"][()]],
+            attrs=_get_attrs(f),
+        )

@@ -1,0 +1,23 @@
+"""Stage normalize: per-channel statistics of the TRAIN split -> data/norm_stats.json."""
+
+from gaussvae.atomic import write_json
+from gaussvae.cli import run_stage, stage_parser
+from gaussvae.normalize import compute_stats
+from gaussvae.params import load_params
+from gaussvae.store import read_gaussians
+
+
+def main() -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--gaussians", required=True, help="input HDF5 (data/gaussians.h5)")
+    parser.add_argument("--out", required=True, help="output JSON (data/norm_stats.json)")
+    args = parser.parse_args()
+    cfg = load_params(args.params).normalize
+    data = read_gaussians(args.gaussians)
+    stats = compute_stats(data.gaussians[data.select("train")], cfg.min_std)
+    write_json(args.out, stats.to_json())
+    print(f"wrote statistics of {len(data.select('train'))} training images to {args.out}")
+
+
+if __name__ == "__main__":
+    run_stage("normalize", main)

@@ -1,0 +1,25 @@
+"""Stage prepare: images (embedded generator or prepare.folder) -> data/images.h5 with splits."""
+
+from tqdm import tqdm
+
+from gaussvae.cli import run_stage, stage_parser
+from gaussvae.params import load_params
+from gaussvae.prepare import prepare_images
+from gaussvae.store import write_images
+
+
+def main() -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--out", required=True, help="output HDF5 (data/images.h5)")
+    args = parser.parse_args()
+    cfg = load_params(args.params).prepare
+    total = cfg.num_images if cfg.source == "synthetic" else None
+    with tqdm(total=total, desc="prepare", unit="img") as bar:
+        images = prepare_images(cfg, on_image=bar.update)
+    write_images(args.out, images)
+    skipped = images.attrs["skipped"]
+    print(f"wrote {len(images.images)} images to {args.out}; skipped {len(skipped)}")
+
+
+if __name__ == "__main__":
+    run_stage("prepare", main)
