@@ -10,6 +10,7 @@ and with Adam its whole trajectory, does not depend on which other images share 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -62,10 +63,16 @@ def canonicalize(gaussians: torch.Tensor) -> torch.Tensor:
     return g
 
 
-def fit_images(images: torch.Tensor, slots: torch.Tensor, cfg: ExtractParams) -> FitResult:
+def fit_images(
+    images: torch.Tensor,
+    slots: torch.Tensor,
+    cfg: ExtractParams,
+    renderer: Callable[[torch.Tensor, int, int], torch.Tensor] = render,
+) -> FitResult:
     """Fit ``cfg.num_gaussians`` Gaussians to each image of a batch.
 
-    images: (B, S, S, 3) float in [0, 1] on the target device; slots: (N, 2).
+    images: (B, S, S, 3) float in [0, 1] on the target device; slots: (N, 2). ``renderer`` is
+    swappable so the benchmark can fit with the dense reference.
     Stops after ``cfg.steps`` steps, or earlier when the batch's mean PSNR has gained less than
     ``plateau_min_gain_db`` over ``plateau_patience`` steps.
     """
@@ -87,7 +94,7 @@ def fit_images(images: torch.Tensor, slots: torch.Tensor, cfg: ExtractParams) ->
     steps = 0
     for steps in range(1, cfg.steps + 1):  # noqa: B007 (steps is reported)
         g = torch.cat([xy, log_s.exp(), rot, feat], dim=-1)
-        mse = ((render(g, size, cfg.window) - images) ** 2).flatten(1).mean(dim=1)  # (B,)
+        mse = ((renderer(g, size, cfg.window) - images) ** 2).flatten(1).mean(dim=1)  # (B,)
         opt.zero_grad(set_to_none=True)
         mse.sum().backward()
         opt.step()

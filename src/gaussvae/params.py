@@ -242,7 +242,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"{path}: not found; run from the repository root") from err
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
-    return parse_params(raw)
+    try:
+        return parse_params(raw)
+    except ParamsError as err:  # name the file the user actually passed
+        raise ParamsError(str(err).replace("params.yaml:", f"{path}:", 1)) from None
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

@@ -185,7 +185,7 @@ def train(
             total, recon, _ = vae_loss(pred.float(), batch, kl, beta, t.loss_weighting)
             if not torch.isfinite(total):
                 raise TrainingDiverged(
-                    f"loss became {float(total)} at epoch {epoch + 1}, step {step + 1}; "
+                    f"loss became {float(total.detach())} at epoch {epoch + 1}, step {step + 1}; "
                     "lower train.learning_rate or check data/gaussians.h5 for NaN/inf"
                 )
             optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,57 @@
+"""Shared fixtures: tiny, seeded versions of the real params and data."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from gaussvae.params import Params, parse_params
+from gaussvae.prepare import prepare_images
+from gaussvae.store import ImageSet
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_raw_params() -> dict[str, Any]:
+    """The repository's params.yaml, shrunk so a whole pipeline runs in seconds."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["prepare"].update(num_images=40, image_size=32)
+    raw["extract"].update(num_gaussians=64, steps=15, batch_size=8)
+    raw["train"].update(epochs=2, beta_warmup_epochs=1, batch_size=8,
+                        encoder_filters=[8, 16], decoder_filters=[16, 8],
+                        bottleneck_channels=4)
+    raw["latent_dim"] = 16
+    raw["evaluate"].update(grid_images=3, prior_samples=4)
+    return raw
+
+
+def make_params(**overrides: Any) -> Params:
+    """Tiny params with dotted overrides, e.g. make_params(**{"train.epochs": 3})."""
+    raw = copy.deepcopy(tiny_raw_params())
+    for key, value in overrides.items():
+        *path, last = key.split(".")
+        node = raw
+        for part in path:
+            node = node[part]
+        node[last] = value
+    return parse_params(raw)
+
+
+@pytest.fixture
+def tiny_params() -> Params:
+    return make_params()
+
+
+@pytest.fixture(scope="session")
+def tiny_images() -> ImageSet:
+    return prepare_images(make_params().prepare)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

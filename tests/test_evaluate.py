@@ -1,0 +1,89 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gaussvae.codecs import at_budget, psnr_uint8
+from gaussvae.evaluate import evaluate_split, parameter_metrics
+from gaussvae.extract import extract
+from gaussvae.normalize import compute_stats
+from gaussvae.plots import image_grid, square_grid, type_loss_bars
+from gaussvae.train import TrainPaths, train
+from tests.conftest import make_params
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_images):
+    params = make_params(**{"extract.steps": 6, "train.epochs": 2})
+    data = extract(tiny_images, params.extract, torch.device("cpu"))
+    stats = compute_stats(data.gaussians[data.select("train")], 1e-6)
+    folder = tmp_path_factory.mktemp("trained")
+    paths = TrainPaths(folder / "m.pt", folder / "c.pt", folder / "tb", folder / "h.tsv",
+                       folder / "t.json")
+    train(params, data, stats, paths, torch.device("cpu"))
+    from gaussvae.train import load_model
+
+    model, stats, _ = load_model(paths.model, torch.device("cpu"))
+    return model, data, stats, params
+
+
+def _flatten(d, prefix=""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def test_eval_metrics_have_every_key_and_are_finite(trained, tiny_images):
+    model, data, stats, params = trained
+    m = evaluate_split(model, data, tiny_images, stats, "test", "per_type", torch.device("cpu"))
+    flat = dict(_flatten(m))
+    for key in ("loss.xy", "loss.scale", "loss.rot", "loss.feat", "loss.total", "kl_nats",
+                "active_units", "std_ratio.xy", "std_ratio.rot", "std_ratio.feat",
+                "std_ratio.scale", "render.psnr_vs_image", "render.ssim_vs_image",
+                "render.psnr_vs_fit", "render.ssim_vs_fit", "fit.psnr_vs_image",
+                "codec.latent_bytes", "codec.webp.psnr", "codec.jpeg.psnr",
+                "codec.webp.bytes"):
+        assert key in flat, key
+        assert math.isfinite(flat[key]), key
+    assert flat["codec.latent_bytes"] == params.latent_dim * 2
+    assert flat["fit.psnr_vs_image"] > 15
+    again = evaluate_split(model, data, tiny_images, stats, "test", "per_type",
+                           torch.device("cpu"))
+    assert again == m
+
+
+def test_mean_predictor_scores_std_ratio_zero_and_loss_one():
+    gen = torch.Generator().manual_seed(0)
+    target = torch.randn(50, 32, 8, generator=gen)
+    target = (target - target.mean(dim=(0, 1))) / target.std(dim=(0, 1), unbiased=False)
+    pred = torch.zeros_like(target) + 1e-4 * torch.randn(50, 32, 8, generator=gen)
+    m = parameter_metrics(pred, target, torch.zeros(50, 4), torch.zeros(50), "per_type")
+    for t in ("xy", "scale", "rot", "feat"):
+        assert m["std_ratio"][t] < 0.01
+        assert m["loss"][t] == pytest.approx(1.0, abs=0.01)
+    assert m["active_units"] == 0
+    perfect = parameter_metrics(target, target, torch.randn(50, 4), torch.zeros(50), "equal")
+    assert perfect["loss"]["total"] == 0 and perfect["active_units"] == 4
+    assert perfect["std_ratio"]["rot"] == pytest.approx(1.0)
+
+
+def test_codec_picks_the_quality_closest_to_the_budget(tiny_images):
+    img = tiny_images.images[0]
+    q_small, size_small, _ = at_budget(img, "WEBP", 150)
+    q_big, size_big, dec = at_budget(img, "WEBP", 1500)
+    assert q_small <= q_big and size_small < size_big
+    assert psnr_uint8(dec, img) > 20
+
+
+def test_pictures_are_real_pngs(tmp_path, tiny_images):
+    grid = image_grid([tiny_images.images[:3]] * 3, ["a", "b", "c"])
+    assert grid.size[0] > 3 * 32 * 3 and grid.size[1] > 3 * 32 * 3
+    sq = square_grid(tiny_images.images[:5])
+    assert np.asarray(sq).std() > 10
+    type_loss_bars({"val": {"xy": 0.5, "scale": 0.9, "rot": 1.0, "feat": 0.8},
+                    "test": {"xy": 0.6, "scale": 0.9, "rot": 1.1, "feat": 0.7}},
+                   tmp_path / "bars.png")
+    assert (tmp_path / "bars.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,49 @@
+import math
+
+import torch
+
+from gaussvae.fit import canonicalize, fit_images, init_gaussians
+from gaussvae.ordering import grid_slots
+from gaussvae.render import psnr, render
+from tests.conftest import make_params
+
+
+def _images(tiny_images, n):
+    return torch.from_numpy(tiny_images.images[:n]).float() / 255.0
+
+
+def test_fit_improves_on_its_initialization_and_respects_ranges(tiny_images):
+    cfg = make_params().extract
+    imgs = _images(tiny_images, 4)
+    slots = torch.from_numpy(grid_slots(cfg.num_gaussians))
+    before = psnr(render(init_gaussians(imgs, slots, cfg), 32, cfg.window), imgs)
+    result = fit_images(imgs, slots, cfg)
+    assert (result.psnr > before + 2.0).all()
+    g = result.gaussians
+    size = imgs.shape[1]
+    assert (g[..., 0:2] >= 0).all() and (g[..., 0:2] <= 1).all()
+    assert (g[..., 3] >= cfg.min_scale_px / size - 1e-6).all()
+    assert (g[..., 2] <= cfg.max_scale_px / size + 1e-6).all()
+    assert (g[..., 2] >= g[..., 3]).all()  # canonical: scale_x >= scale_y
+    assert (g[..., 4] >= 0).all() and (g[..., 4] < math.pi).all()
+    assert (g[..., 5:8] >= 0).all() and (g[..., 5:8] <= 1).all()
+
+
+def test_batched_fit_equals_single_image_fits(tiny_images):
+    cfg = make_params(**{"extract.steps": 8, "extract.plateau_patience": 1000}).extract
+    imgs = _images(tiny_images, 3)
+    slots = torch.from_numpy(grid_slots(cfg.num_gaussians))
+    batched = fit_images(imgs, slots, cfg).gaussians
+    singles = torch.cat([fit_images(imgs[i:i + 1], slots, cfg).gaussians for i in range(3)])
+    assert torch.allclose(batched, singles, atol=1e-5)
+
+
+def test_canonicalize_keeps_the_rendered_image():
+    gen = torch.Generator().manual_seed(0)
+    g = torch.rand(1, 10, 8, generator=gen)
+    g[..., 2:4] = 0.03 + 0.05 * torch.rand(1, 10, 2, generator=gen)
+    g[..., 4] = (torch.rand(1, 10, generator=gen) - 0.5) * 8  # any angle
+    c = canonicalize(g)
+    assert (c[..., 2] >= c[..., 3]).all()
+    assert (c[..., 4] >= 0).all() and (c[..., 4] < math.pi).all()
+    assert torch.allclose(render(g, 16, 9), render(c, 16, 9), atol=1e-5)

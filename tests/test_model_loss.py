@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from gaussvae.loss import beta_at, channel_mse, reconstruction, type_losses, vae_loss
+from gaussvae.model import GaussianVAE, VAEConfig, count_parameters
+from gaussvae.params import load_params
+from gaussvae.train import model_config
+from tests.conftest import REPO
+
+
+def _cfg(**kw) -> VAEConfig:
+    base = dict(arch="conv1d", num_gaussians=64, latent_dim=8, encoder_filters=(8, 16),
+                decoder_filters=(16, 8), kernel_size=5, resnet_blocks=1,
+                bottleneck_channels=4, logvar_min=-10.0, logvar_max=10.0)
+    base.update(kw)
+    return VAEConfig(**base)
+
+
+@pytest.mark.parametrize("arch", ["conv1d", "resnet_conv1d"])
+def test_shapes_and_mode_is_deterministic(arch):
+    model = GaussianVAE(_cfg(arch=arch)).eval()
+    x = torch.randn(3, 64, 8)
+    pred, post = model(x, sample=False)
+    assert pred.shape == (3, 64, 8) and post.mu.shape == (3, 8)
+    again, _ = model(x, sample=False)
+    assert torch.equal(pred, again)
+
+
+def test_encoder_keeps_positions_no_global_pooling():
+    # Moving one Gaussian's features to another index must change the code.
+    model = GaussianVAE(_cfg()).eval()
+    x = torch.zeros(1, 64, 8)
+    x[0, 3] = 1.0
+    y = torch.zeros(1, 64, 8)
+    y[0, 40] = 1.0
+    assert not torch.allclose(model.encode(x).mu, model.encode(y).mu, atol=1e-4)
+
+
+def test_default_conv1d_parameter_count_matches_the_seed_scale():
+    params = load_params(REPO / "params.yaml")
+    model = GaussianVAE(model_config(params, params.extract.num_gaussians))
+    assert 1.4e6 < count_parameters(model) < 1.9e6  # seed: about 1.6M at latent 256
+
+
+def test_bad_model_config_raises_naming_the_field():
+    with pytest.raises(ValueError, match="num_gaussians"):
+        _cfg(num_gaussians=30)
+    with pytest.raises(ValueError, match="arch"):
+        _cfg(arch="transformer")
+
+
+def test_logvar_is_clamped():
+    model = GaussianVAE(_cfg(logvar_min=-1.0, logvar_max=1.0))
+    post = model.encode(torch.randn(4, 64, 8) * 1e4)
+    assert post.logvar.min() >= -1.0 and post.logvar.max() <= 1.0
+
+
+def test_per_type_weighting_is_the_seed_formula():
+    per_channel = torch.tensor([1.0, 2.0, 3.0, 5.0, 7.0, 1.0, 2.0, 6.0])
+    expected = (1 + 2) / 2 + (3 + 5) / 2 + 7 / 1 + (1 + 2 + 6) / 3
+    assert torch.isclose(reconstruction(per_channel, "per_type"), torch.tensor(expected))
+    assert torch.isclose(reconstruction(per_channel, "equal"), per_channel.mean())
+    t = type_losses(per_channel)
+    assert float(t["feat"]) == pytest.approx(3.0)
+
+
+def test_predicting_the_mean_scores_one_per_type():
+    x = torch.randn(64, 128, 8)
+    x = (x - x.mean(dim=(0, 1))) / x.std(dim=(0, 1), unbiased=False)
+    losses = type_losses(channel_mse(torch.zeros_like(x), x))
+    for v in losses.values():
+        assert float(v) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_beta_warms_up_linearly_and_kl_is_scaled_per_element():
+    assert beta_at(0, 0.5, 10) == 0.0
+    assert beta_at(5, 0.5, 10) == pytest.approx(0.25)
+    assert beta_at(50, 0.5, 10) == 0.5
+    assert beta_at(0, 0.5, 0) == 0.5
+    x = torch.zeros(2, 16, 8)
+    total, recon, _ = vae_loss(x, x, torch.tensor([128.0, 128.0]), 1.0, "equal")
+    assert float(recon) == 0.0 and float(total) == pytest.approx(1.0)  # 128 nats / 128 elements

@@ -1,0 +1,58 @@
+import copy
+
+import pytest
+import yaml
+
+from gaussvae.params import ParamsError, load_params, parse_params
+from tests.conftest import REPO, tiny_raw_params
+
+
+def test_repository_params_load():
+    params = load_params(REPO / "params.yaml")
+    assert params.latent_dim >= 1
+    assert params.max_beta >= 0
+    assert params.extract.num_gaussians == 512
+
+
+def test_sweep_knobs_are_top_level():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert "latent_dim" in raw and "max_beta" in raw
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda r: r.update(max_beta=-0.5), "max_beta must be a number >= 0"),
+        (lambda r: r.update(max_beta="high"), "max_beta must be a number"),
+        (lambda r: r.update(latent_dim=0), "latent_dim must be an integer >= 1"),
+        (lambda r: r.update(latent_dim=2.5), "latent_dim must be an integer"),
+        (lambda r: r.update(latent_dim=True), "latent_dim must be an integer"),
+        (lambda r: r.update(lattent_dim=3), "unknown key 'lattent_dim'"),
+        (lambda r: r["train"].update(lr=0.1), "unknown key 'train.lr'"),
+        (lambda r: r["train"].update(arch="mlp"), "train.arch must be one of 'conv1d'"),
+        (lambda r: r["extract"].update(ordering="hilbert"), "extract.ordering must be one of"),
+        (lambda r: r["extract"].update(window=8), "extract.window must be an odd integer"),
+        (lambda r: r["train"].pop("epochs"), "missing key 'train.epochs'"),
+        (lambda r: r["prepare"].update(source="folder", folder=None), "prepare.folder must"),
+        (lambda r: r.update(train=[1, 2]), "train must be a mapping"),
+    ],
+)
+def test_bad_params_give_one_line_error_naming_the_key(edit, message):
+    raw = copy.deepcopy(tiny_raw_params())
+    edit(raw)
+    with pytest.raises(ParamsError) as info:
+        parse_params(raw)
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_ints_are_accepted_where_floats_are_expected():
+    raw = tiny_raw_params()
+    raw["max_beta"] = 1
+    assert parse_params(raw).max_beta == 1.0
+
+
+def test_missing_file_is_a_params_error(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "nope.yaml")

@@ -1,0 +1,118 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from gaussvae.atomic import write_json
+from gaussvae.extract import extract
+from gaussvae.normalize import compute_stats
+from gaussvae.store import read_gaussians, write_gaussians
+from gaussvae.train import TrainingDiverged, TrainPaths, load_model, train
+from tests.conftest import REPO, make_params, tiny_raw_params
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory, tiny_images):
+    cfg = make_params(**{"extract.steps": 4}).extract
+    data = extract(tiny_images, cfg, torch.device("cpu"))
+    folder = tmp_path_factory.mktemp("data")
+    write_gaussians(folder / "g.h5", data)
+    stats = compute_stats(data.gaussians[data.select("train")], 1e-6)
+    write_json(folder / "stats.json", stats.to_json())
+    return folder, read_gaussians(folder / "g.h5"), stats
+
+
+def _paths(folder):
+    return TrainPaths(folder / "model.pt", folder / "ckpt.pt", folder / "tb",
+                      folder / "history.tsv", folder / "train.json")
+
+
+def test_training_writes_everything_and_is_deterministic(tmp_path, tiny_data):
+    _, data, stats = tiny_data
+    params = make_params(**{"train.epochs": 3})
+    runs = []
+    for name in ("a", "b"):
+        paths = _paths(tmp_path / name)
+        runs.append(train(params, data, stats, paths, torch.device("cpu")))
+    assert runs[0] == runs[1]
+    paths = _paths(tmp_path / "a")
+    assert paths.model.exists() and paths.checkpoint.exists()
+    assert any(p.name.startswith("events.out.tfevents") for p in paths.log_dir.iterdir())
+    header, *rows = paths.history.read_text().splitlines()
+    assert header.split("\t")[:2] == ["epoch", "beta"] and len(rows) == 3
+    metrics = json.loads(paths.metrics.read_text())
+    assert metrics["epochs_run"] == 3
+    assert all(np.isfinite(v) for v in metrics["best"]["val"].values())
+    model, loaded_stats, _ = load_model(paths.model, torch.device("cpu"))
+    assert np.array_equal(loaded_stats.mean, stats.mean)
+
+
+def test_max_beta_changes_the_model(tmp_path, tiny_data):
+    _, data, stats = tiny_data
+    a = train(make_params(**{"max_beta": 0.0}), data, stats, _paths(tmp_path / "a"),
+              torch.device("cpu"))
+    b = train(make_params(**{"max_beta": 50.0}), data, stats, _paths(tmp_path / "b"),
+              torch.device("cpu"))
+    assert a["best"]["val"] != b["best"]["val"]
+
+
+def test_nan_loss_stops_with_epoch_and_step(tmp_path, tiny_data):
+    _, data, stats = tiny_data
+    data.gaussians = data.gaussians.copy()
+    data.gaussians[data.select("train")[0], 0, 0] = np.nan
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+"):
+        train(make_params(**{"train.batch_size": 64}), data, stats, _paths(tmp_path),
+              torch.device("cpu"))
+
+
+def _stage_cmd(folder, params_file):
+    return [sys.executable, str(REPO / "stages" / "train.py"), "--params", str(params_file),
+            "--gaussians", str(folder / "g.h5"), "--stats", str(folder / "stats.json"),
+            "--model", "model.pt", "--checkpoint", "ckpt.pt", "--logdir", "tb",
+            "--history", "history.tsv", "--metrics", "train.json"]
+
+
+def test_killed_training_resumes_to_the_same_metrics(tmp_path, tiny_data):
+    folder, _, _ = tiny_data
+    raw = tiny_raw_params()
+    raw["train"].update(epochs=30, early_stopping_patience=100)
+    raw["prepare"]["num_images"] = 40
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    subprocess.run(_stage_cmd(folder, params_file), cwd=straight, env=env, check=True,
+                   capture_output=True)
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    proc = subprocess.Popen(_stage_cmd(folder, params_file), cwd=killed, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "ckpt.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists() and torch.load(ckpt, weights_only=False)["epoch"] >= 3:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    epoch_at_kill = torch.load(ckpt, weights_only=False)["epoch"]
+    assert 3 <= epoch_at_kill < 30
+    assert not (killed / "train.json").exists()
+
+    resumed = subprocess.run(_stage_cmd(folder, params_file), cwd=killed, env=env, check=True,
+                             capture_output=True, text=True)
+    assert "resuming from" in resumed.stderr
+    assert json.loads((killed / "train.json").read_text()) == json.loads(
+        (straight / "train.json").read_text())
+    assert (killed / "history.tsv").read_text() == (straight / "history.tsv").read_text()
