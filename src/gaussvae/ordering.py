@@ -12,9 +12,6 @@ import math
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching
-from scipy.spatial import cKDTree
 
 
 def grid_slots(n: int) -> np.ndarray:
@@ -33,30 +30,14 @@ def grid_slots(n: int) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-# Candidate slots per centre for the sparse assignment: fitted centres stay near their slot, so
-# the optimum uses near edges only; 12 keeps a full matching available with a wide margin.
-_NEAREST_SLOTS = 12
-
-
 def grid_order(xy: np.ndarray, slots: np.ndarray) -> np.ndarray:
     """Permutation p such that ``xy[p[k]]`` is the centre assigned to slot k.
 
-    Minimizes the total squared distance between centres (n, 2) and slots (n, 2) over
-    assignments of each centre to one of its nearest slots (a sparse problem, about 10x faster
-    than the dense one at n = 512); when no such full assignment exists, over all assignments.
+    Minimizes the total squared distance between centres (n, 2) and slots (n, 2).
     """
-    n = len(slots)
-    k = min(_NEAREST_SLOTS, n)
-    dist, cand = cKDTree(slots).query(xy, k=k)
-    dist, cand = dist.reshape(n, k), cand.reshape(n, k)
-    # +1e-12: a centre exactly on its slot must still be an explicit (non-zero) edge.
-    cost = csr_matrix(((dist**2).ravel() + 1e-12, cand.ravel(), np.arange(0, n * k + 1, k)),
-                      shape=(n, n))
-    try:
-        rows, cols = min_weight_full_bipartite_matching(cost)
-    except ValueError:  # no full matching among near edges
-        rows, cols = linear_sum_assignment(((xy[:, None, :] - slots[None, :, :]) ** 2).sum(-1))
-    perm = np.empty(n, dtype=np.int64)
+    cost = ((xy[:, None, :] - slots[None, :, :]) ** 2).sum(-1)  # (centres, slots)
+    rows, cols = linear_sum_assignment(cost)
+    perm = np.empty(len(slots), dtype=np.int64)
     perm[cols] = rows
     return perm
 

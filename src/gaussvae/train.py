@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 HISTORY_COLUMNS = (
     "epoch", "beta", "lr", "train_loss", "train_recon", "train_kl", "val_recon", "val_kl",
     "val_xy", "val_scale", "val_rot", "val_feat", "val_active_units",
+    "train_xy", "train_scale", "train_rot", "train_feat",
 )
 # A latent dimension is "active" when its posterior mean varies across inputs (DESIGN.md 4).
 ACTIVE_VARIANCE = 0.01
@@ -176,13 +177,15 @@ def train(
         # --- steps
         net.train()
         sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+        channel_sums = torch.zeros(8, device=device)
         n_steps = 0
         for step, start in enumerate(range(0, len(perm), t.batch_size)):
             batch = x_train[perm[start:start + t.batch_size].to(device)]
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
                 pred, post = net(batch)
             kl = post.kl().float()
-            total, recon, _ = vae_loss(pred.float(), batch, kl, beta, t.loss_weighting)
+            total, recon, per_channel = vae_loss(pred.float(), batch, kl, beta,
+                                                 t.loss_weighting)
             if not torch.isfinite(total):
                 raise TrainingDiverged(
                     f"loss became {float(total.detach())} at epoch {epoch + 1}, step {step + 1}; "
@@ -195,7 +198,9 @@ def train(
             sums["loss"] += float(total.detach())
             sums["recon"] += float(recon.detach())
             sums["kl"] += float(kl.detach().mean())
+            channel_sums += per_channel.detach()
             n_steps += 1
+        train_types = {k: float(v) for k, v in type_losses(channel_sums / n_steps).items()}
         # --- evaluate
         val = evaluate_split(model, x_val, t.loss_weighting)
         lr = optimizer.param_groups[0]["lr"]
@@ -203,7 +208,8 @@ def train(
                "train_loss": sums["loss"] / n_steps, "train_recon": sums["recon"] / n_steps,
                "train_kl": sums["kl"] / n_steps, "val_recon": val["recon"], "val_kl": val["kl"],
                "val_xy": val["xy"], "val_scale": val["scale"], "val_rot": val["rot"],
-               "val_feat": val["feat"], "val_active_units": val["active_units"]}
+               "val_feat": val["feat"], "val_active_units": val["active_units"],
+               **{f"train_{k}": v for k, v in train_types.items()}}
         history.append(row)
         # --- plateau logic on validation reconstruction
         scheduler.step(val["recon"])
@@ -259,6 +265,7 @@ def _log_epoch(writer: SummaryWriter, model: GaussianVAE, x_val: torch.Tensor, r
     writer.add_scalar("val/kl", row["val_kl"], step)
     for name in ("xy", "scale", "rot", "feat"):
         writer.add_scalar(f"val/loss_{name}", row[f"val_{name}"], step)
+        writer.add_scalar(f"train/loss_{name}", row[f"train_{name}"], step)
     writer.add_scalar("schedule/beta", row["beta"], step)
     writer.add_scalar("schedule/lr", row["lr"], step)
     writer.add_scalar("latent/active_units", row["val_active_units"], step)
