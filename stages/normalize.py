@@ -1,4 +1,4 @@
-"""Stage normalize: per-channel statistics of the TRAIN split -> data/norm_stats.json."""
+"""Stage normalize: statistics of the TRAIN split -> data/norm_stats.json."""
 
 from gaussvae.atomic import write_json
 from gaussvae.cli import run_stage, stage_parser
@@ -14,7 +14,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_params(args.params).normalize
     data = read_gaussians(args.gaussians)
-    stats = compute_stats(data.gaussians[data.select("train")], cfg.min_std)
+    stats = compute_stats(data.gaussians[data.select("train")], cfg.min_std, cfg.per_position)
     write_json(args.out, stats.to_json())
     print(f"wrote statistics of {len(data.select('train'))} training images to {args.out}")
 

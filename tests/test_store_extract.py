@@ -70,3 +70,22 @@ def test_normalize_then_denormalize_is_identity_and_uses_train_stats(rng):
     assert torch.allclose(denormalize(z, stats), x, atol=1e-5)
     const = np.zeros((2, 4, 8), dtype=np.float32)
     assert (compute_stats(const, 1e-3).std == np.float32(1e-3)).all()
+
+
+def test_per_position_stats_make_each_index_zero_mean(rng):
+    slots = np.linspace(0, 1, 16, dtype=np.float32)
+    g = rng.normal(0, 0.01, size=(50, 16, 8)).astype(np.float32)
+    g[..., 0] += slots  # x is mostly the slot position, as with grid ordering
+    per_channel = compute_stats(g, 1e-6)
+    per_position = compute_stats(g, 1e-6, per_position=True)
+    assert per_channel.mean.shape == (8,) and per_position.mean.shape == (16, 8)
+    x = torch.from_numpy(g)
+    z = normalize(x, per_position)
+    assert torch.allclose(z.mean(dim=0), torch.zeros(16, 8), atol=1e-4)
+    assert torch.allclose(denormalize(z, per_position), x, atol=1e-5)
+    # Per channel, x's spread is the slots'; per position it is the jitter around each slot.
+    assert float(per_channel.std[0]) > 0.2 and float(per_position.std[:, 0].max()) < 0.02
+    from gaussvae.normalize import NormStats
+
+    back = NormStats.from_json(per_position.to_json())
+    assert np.array_equal(back.mean, per_position.mean)

@@ -1,7 +1,13 @@
-"""Stage 'normalize': per-channel z-scoring statistics from the TRAIN split only.
+"""Stage 'normalize': z-scoring statistics from the TRAIN split only.
 
 Losses are then in normalized units: a model that predicts the training mean scores 1.0 on each
 channel (the seed's "stuck at 1.0"), which makes per-type losses comparable across types.
+
+``per_position: false`` gives one mean and std per channel (8,), as the seed did. With grid
+ordering, index i is slot i, so most of the xy variance is the slot's position: the xy loss
+then looks excellent for free (DESIGN.md 3). ``per_position: true`` gives a mean and std per
+index and channel (N, 8): "predict the mean" is then "predict each slot's average Gaussian",
+and every type's loss measures what the latent had to carry.
 """
 
 from __future__ import annotations
@@ -16,15 +22,15 @@ from gaussvae.render import CHANNELS, TYPES
 
 @dataclass(frozen=True)
 class NormStats:
-    mean: np.ndarray  # (8,) stored units
-    std: np.ndarray  # (8,)
+    mean: np.ndarray  # (8,) or (N, 8) stored units
+    std: np.ndarray  # same shape
 
     def to_json(self) -> dict:
         return {
             "channels": list(CHANNELS),
             "types": {k: [s.start, s.stop] for k, s in TYPES.items()},
-            "mean": [float(v) for v in self.mean],
-            "std": [float(v) for v in self.std],
+            "mean": self.mean.astype(float).tolist(),
+            "std": self.std.astype(float).tolist(),
         }
 
     @classmethod
@@ -36,11 +42,14 @@ class NormStats:
                    np.asarray(obj["std"], dtype=np.float32))
 
 
-def compute_stats(train_gaussians: np.ndarray, min_std: float) -> NormStats:
-    """Mean and std per channel over all training Gaussians (n, N, 8); std floored at min_std."""
-    flat = train_gaussians.reshape(-1, train_gaussians.shape[-1]).astype(np.float64)
-    return NormStats(flat.mean(axis=0).astype(np.float32),
-                     np.maximum(flat.std(axis=0), min_std).astype(np.float32))
+def compute_stats(train_gaussians: np.ndarray, min_std: float,
+                  per_position: bool = False) -> NormStats:
+    """Mean and std of training Gaussians (n, N, 8), per channel (8,) or per index and channel
+    (N, 8); std floored at min_std."""
+    x = train_gaussians.astype(np.float64)
+    axes = (0,) if per_position else (0, 1)
+    return NormStats(x.mean(axis=axes).astype(np.float32),
+                     np.maximum(x.std(axis=axes), min_std).astype(np.float32))
 
 
 def normalize(x: torch.Tensor, stats: NormStats) -> torch.Tensor:

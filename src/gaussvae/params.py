@@ -80,6 +80,7 @@ class ExtractParams:
 @dataclass(frozen=True)
 class NormalizeParams:
     min_std: float
+    per_position: bool
 
     def check(self) -> None:
         _require(self.min_std > 0, "normalize.min_std", "a number > 0", self.min_std)
