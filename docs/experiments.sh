@@ -3,11 +3,11 @@
 # experiments at one reduced budget (same for every row), then the table from
 # `dvc exp show --json`. Run from the repository root with the venv active, on a committed
 # workspace whose `dvc repro` outputs are in the cache (queued experiments see only those).
-#   bash docs/experiments.sh            # reduced budget: EPOCHS=30, WARMUP=15 (2-core CPU)
+#   bash docs/experiments.sh            # reduced budget: EPOCHS=12, WARMUP=6 (2-core CPU)
 #   EPOCHS=100 WARMUP=50 bash docs/experiments.sh   # the seed's full budget (GPU)
 set -euo pipefail
-EPOCHS=${EPOCHS:-30}
-WARMUP=${WARMUP:-15}
+EPOCHS=${EPOCHS:-12}
+WARMUP=${WARMUP:-6}
 budget=(-S "train.epochs=${EPOCHS}" -S "train.beta_warmup_epochs=${WARMUP}")
 seed=(-S train.arch=conv1d -S train.loss_weighting=equal -S normalize.per_position=false)
 

@@ -1,5 +1,7 @@
 """Stage evaluate: metrics/eval.json (val and test, z = mu) and the evaluation pictures."""
 
+import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
+
 from pathlib import Path
 
 import torch
@@ -7,10 +9,11 @@ import torch
 from gaussvae.atomic import write_json
 from gaussvae.cli import run_stage, stage_parser
 from gaussvae.device import resolve_device
-from gaussvae.evaluate import RenderSpec, evaluate_split, render_uint8
+from gaussvae.evaluate import evaluate_split, render_uint8
 from gaussvae.normalize import denormalize, normalize
 from gaussvae.params import load_params
 from gaussvae.plots import image_grid, save_png, square_grid, type_loss_bars
+from gaussvae.render import RenderSpec
 from gaussvae.store import read_gaussians, read_images
 from gaussvae.train import load_model
 

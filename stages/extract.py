@@ -4,6 +4,8 @@ Scale-out: `--shard K/N` fits one of N contiguous parts into its own file; `--me
 parts (in order) into the file a single run writes. See README, "Extraction on many machines".
 """
 
+import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
+
 import time
 
 import numpy as np

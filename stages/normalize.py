@@ -1,5 +1,7 @@
 """Stage normalize: statistics of the TRAIN split -> data/norm_stats.json."""
 
+import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
+
 from gaussvae.atomic import write_json
 from gaussvae.cli import run_stage, stage_parser
 from gaussvae.normalize import compute_stats

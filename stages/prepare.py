@@ -1,5 +1,7 @@
 """Stage prepare: images (embedded generator or prepare.folder) -> data/images.h5 with splits."""
 
+import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
+
 from tqdm import tqdm
 
 from gaussvae.cli import run_stage, stage_parser

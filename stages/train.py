@@ -4,6 +4,8 @@ Single process by default; `torchrun --nproc_per_node=G stages/train.py ...` tra
 DistributedDataParallel on G GPUs (see README).
 """
 
+import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
+
 from pathlib import Path
 
 from tqdm import tqdm

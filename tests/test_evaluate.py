@@ -45,7 +45,7 @@ def test_eval_metrics_have_every_key_and_are_finite(trained, tiny_images):
                 "std_ratio.scale", "render.psnr_vs_image", "render.ssim_vs_image",
                 "render.psnr_vs_fit", "render.ssim_vs_fit", "fit.psnr_vs_image",
                 "codec.latent_bytes", "codec.webp.psnr", "codec.jpeg.psnr",
-                "codec.webp.bytes"):
+                "codec.webp.bytes", "render_with_true.xy", "render_with_true.feat"):
         assert key in flat, key
         assert math.isfinite(flat[key]), key
     assert flat["codec.latent_bytes"] == params.latent_dim * 2

@@ -63,6 +63,15 @@ def test_max_beta_changes_the_model(tmp_path, tiny_data):
     assert a["best"]["val"] != b["best"]["val"]
 
 
+def test_render_loss_trains_and_changes_the_model(tmp_path, tiny_data):
+    _, data, stats = tiny_data
+    plain = train(make_params(), data, stats, _paths(tmp_path / "a"), torch.device("cpu"))
+    with_render = train(make_params(**{"train.render_loss_weight": 10.0}), data, stats,
+                        _paths(tmp_path / "b"), torch.device("cpu"))
+    assert np.isfinite(with_render["best"]["val"]["recon"])
+    assert with_render["best"]["val"] != plain["best"]["val"]
+
+
 def test_nan_loss_stops_with_epoch_and_step(tmp_path, tiny_data):
     _, data, stats = tiny_data
     data.gaussians = data.gaussians.copy()
@@ -116,3 +125,20 @@ def test_killed_training_resumes_to_the_same_metrics(tmp_path, tiny_data):
     assert json.loads((killed / "train.json").read_text()) == json.loads(
         (straight / "train.json").read_text())
     assert (killed / "history.tsv").read_text() == (straight / "history.tsv").read_text()
+
+
+@pytest.mark.slow
+def test_two_process_ddp_training_on_cpu(tmp_path, tiny_data):
+    """The torchrun path (DistributedDataParallel, gloo on CPU) trains and writes metrics."""
+    folder, _, _ = tiny_data
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(tiny_raw_params()))
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    cmd = [torchrun, "--standalone", "--nproc_per_node=2", *_stage_cmd(folder, params_file)[1:]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "train.json").read_text())
+    assert metrics["epochs_run"] == 2
+    assert all(np.isfinite(v) for v in metrics["best"]["val"].values())

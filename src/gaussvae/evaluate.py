@@ -7,8 +7,6 @@ fitted Gaussians (the ceiling), next to WebP and JPEG at the latent's byte budge
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from skimage.metrics import structural_similarity
@@ -17,38 +15,12 @@ from gaussvae.codecs import at_budget, psnr_uint8
 from gaussvae.loss import channel_mse, reconstruction, type_losses
 from gaussvae.model import GaussianVAE
 from gaussvae.normalize import NormStats, denormalize, normalize
-from gaussvae.render import TYPES, render
+from gaussvae.render import TYPES, RenderSpec, render, to_valid
 from gaussvae.store import GaussianSet, ImageSet
 from gaussvae.train import ACTIVE_VARIANCE
 
 # Bytes per latent value when the code is stored as float16.
 LATENT_BYTES_PER_DIM = 2
-
-
-@dataclass(frozen=True)
-class RenderSpec:
-    """How stored Gaussians become pixels, read from gaussians.h5 attributes."""
-
-    image_size: int
-    window: int
-    min_scale: float  # fraction of the image side
-    max_scale: float
-
-    @classmethod
-    def from_attrs(cls, attrs: dict) -> RenderSpec:
-        fit = attrs["fit_settings"]
-        size = int(attrs["image_size"])
-        return cls(size, int(attrs["window"]), fit["min_scale_px"] / size,
-                   fit["max_scale_px"] / size)
-
-
-def to_valid(g: torch.Tensor, spec: RenderSpec) -> torch.Tensor:
-    """Clamp decoded Gaussians (B, N, 8) into the ranges fits live in, so they can be rendered."""
-    out = g.clone()
-    out[..., 0:2] = out[..., 0:2].clamp(0.0, 1.0)
-    out[..., 2:4] = out[..., 2:4].clamp(spec.min_scale, spec.max_scale)
-    out[..., 5:8] = out[..., 5:8].clamp(0.0, 1.0)
-    return out
 
 
 def render_uint8(g: torch.Tensor, spec: RenderSpec, batch: int = 64) -> np.ndarray:
@@ -100,6 +72,21 @@ def parameter_metrics(pred: torch.Tensor, target: torch.Tensor, mu: torch.Tensor
             "active_units": int((var > ACTIVE_VARIANCE).sum()), "std_ratio": std_ratio}
 
 
+def oracle_psnr(decoded: torch.Tensor, fitted: torch.Tensor, originals: np.ndarray,
+                spec: RenderSpec) -> dict[str, float]:
+    """Render PSNR (dB, vs the original) when one type is taken from the fit instead of the VAE.
+
+    Says which type's errors cost the most pixels: the larger the gain over the plain
+    reconstruction, the more that type limits the render.
+    """
+    out = {}
+    for name, s in TYPES.items():
+        mixed = decoded.clone()
+        mixed[..., s] = fitted[..., s]
+        out[name] = _image_scores(render_uint8(mixed, spec), originals)[0]
+    return out
+
+
 def codec_metrics(images: np.ndarray, budget: int) -> dict:
     """Mean PSNR/SSIM and bytes of WebP and JPEG at the quality closest to ``budget`` bytes."""
     out: dict = {"latent_bytes": budget}
@@ -132,6 +119,7 @@ def evaluate_split(model: GaussianVAE, gaussians: GaussianSet, images: ImageSet,
     out["render"] = {"psnr_vs_image": rp, "ssim_vs_image": rs,
                      "psnr_vs_fit": fp, "ssim_vs_fit": fs}
     out["fit"] = {"psnr_vs_image": op, "ssim_vs_image": os_}
+    out["render_with_true"] = oracle_psnr(denormalize(pred, stats), fitted, originals, spec)
     out["codec"] = codec_metrics(originals, model.cfg.latent_dim * LATENT_BYTES_PER_DIM)
     return _rounded(out)
 

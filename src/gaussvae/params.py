@@ -95,6 +95,7 @@ class TrainParams:
     resnet_blocks: int
     bottleneck_channels: int
     loss_weighting: Literal["per_type", "equal"]
+    render_loss_weight: float
     beta_warmup_epochs: int
     epochs: int
     batch_size: int
@@ -118,6 +119,8 @@ class TrainParams:
                  self.resnet_blocks)
         _require(self.bottleneck_channels >= 1, "train.bottleneck_channels", "an integer >= 1",
                  self.bottleneck_channels)
+        _require(self.render_loss_weight >= 0, "train.render_loss_weight", "a number >= 0",
+                 self.render_loss_weight)
         _require(self.beta_warmup_epochs >= 0, "train.beta_warmup_epochs", "an integer >= 0",
                  self.beta_warmup_epochs)
         _require(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)

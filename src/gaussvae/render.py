@@ -14,6 +14,8 @@ evaluated only on a ``window`` x ``window`` patch of pixels around its centre: a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 CHANNELS: tuple[str, ...] = ("x", "y", "scale_x", "scale_y", "rot", "r", "g", "b")
@@ -28,42 +30,77 @@ NUM_CHANNELS = len(CHANNELS)
 _EPS = 1e-8
 
 
-def _weights_and_colours(
-    gaussians: torch.Tensor, px: torch.Tensor, py: torch.Tensor, size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unnormalized weights of every Gaussian at pixel centres ``(px, py)`` (pixel units).
+def _frame(gaussians: torch.Tensor, size: int) -> tuple[torch.Tensor, ...]:
+    """Per-Gaussian rows of the map from pixel offsets to the Gaussian's own frame (in sigmas).
 
-    gaussians: (B, N, 8); px, py: (B, N, K) pixel-centre coordinates. Returns w (B, N, K).
+    u = a1 dx + a2 dy, v = b1 dx + b2 dy with dx, dy in pixels; each (B, N, 1).
     """
-    cx = gaussians[..., 0:1] * size  # (B, N, 1) pixels
-    cy = gaussians[..., 1:2] * size
     sx = gaussians[..., 2:3] * size
     sy = gaussians[..., 3:4] * size
     cos = torch.cos(gaussians[..., 4:5])
     sin = torch.sin(gaussians[..., 4:5])
-    dx = px - cx
-    dy = py - cy
-    u = (cos * dx + sin * dy) / sx  # coordinates in the Gaussian's own frame, in sigmas
-    v = (cos * dy - sin * dx) / sy
-    return torch.exp(-0.5 * (u * u + v * v)), gaussians[..., 5:8]
+    return cos / sx, sin / sx, -sin / sy, cos / sy
 
 
-def _window_indices(
+def _weights(gaussians: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor,
+             size: int) -> torch.Tensor:
+    """Unnormalized weights exp(-(u^2 + v^2)/2) at pixel offsets dx, dy (B, N, K) from centres."""
+    a1, a2, b1, b2 = _frame(gaussians, size)
+    u = a1 * dx + a2 * dy
+    v = b1 * dx + b2 * dy
+    return torch.exp(-0.5 * (u * u + v * v))
+
+
+def _window_geometry(
     gaussians: torch.Tensor, size: int, window: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pixel centres (px, py) (B, N, K) of each Gaussian's window, an inside mask, flat indices."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Offsets dx, dy (B, N, K) in pixels from each centre to its window's pixel centres, and
+    flat indices (B, N, K) into a canvas padded by ``window // 2 + 1`` pixels per side.
+
+    The padding takes the parts of windows that fall outside the image, so no clamping or mask
+    is needed: one broadcast add makes the indices, and the padding is cropped after blending.
+    """
+    b = gaussians.shape[0]
     r = window // 2
-    offsets = torch.arange(-r, r + 1, device=gaussians.device)
+    pad = r + 1
+    side = size + 2 * pad
+    device = gaussians.device
+    offsets = torch.arange(-r, r + 1, device=device)
     oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
-    ix = torch.floor(gaussians[..., 0:1] * size).long() + ox.reshape(1, 1, -1)  # (B, N, K)
-    iy = torch.floor(gaussians[..., 1:2] * size).long() + oy.reshape(1, 1, -1)
-    inside = (ix >= 0) & (ix < size) & (iy >= 0) & (iy < size)
-    # Index into the batch's pixels flattened to (B * size * size,): row-wise index_add and
-    # index_select run several times faster on CPU than scatter_add/gather on an expanded index.
-    image_base = torch.arange(ix.shape[0], device=ix.device).reshape(-1, 1, 1) * (size * size)
-    flat = image_base + iy.clamp(0, size - 1) * size + ix.clamp(0, size - 1)
+    oy, ox = oy.reshape(1, 1, -1), ox.reshape(1, 1, -1)
+    cx = gaussians[..., 0:1] * size  # (B, N, 1) pixels
+    cy = gaussians[..., 1:2] * size
+    with torch.no_grad():
+        ix0 = torch.floor(cx).clamp(-1, size).long()  # pixel holding the centre
+        iy0 = torch.floor(cy).clamp(-1, size).long()
+        base = (torch.arange(b, device=device).reshape(-1, 1, 1) * side * side
+                + (iy0 + pad) * side + (ix0 + pad))
+        flat = base + (oy * side + ox)  # (B, N, K)
     dtype = gaussians.dtype
-    return ix.to(dtype) + 0.5, iy.to(dtype) + 0.5, inside.to(dtype), flat
+    dx = (ix0.to(dtype) + 0.5 - cx) + ox.to(dtype)  # (B, N, K)
+    dy = (iy0.to(dtype) + 0.5 - cy) + oy.to(dtype)
+    return dx, dy, flat, pad
+
+
+def _blend(gaussians: torch.Tensor, w: torch.Tensor, flat: torch.Tensor, size: int,
+           pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalized blend of weights w (B, N, K): image (B, S*S, 3) and denominator (B, S*S, 1)."""
+    b, n, k = w.shape
+    side = size + 2 * pad
+    if torch.is_grad_enabled():  # autograd reference path
+        contrib = torch.cat([w.unsqueeze(-1) * gaussians[..., 5:8].unsqueeze(2),
+                             w.unsqueeze(-1)], dim=-1)
+    else:  # inside _WindowedRender.forward: write in place, no temporary
+        contrib = w.new_empty(b, n, k, 4)
+        torch.mul(w.unsqueeze(-1), gaussians[..., 5:8].unsqueeze(2), out=contrib[..., :3])
+        contrib[..., 3] = w
+    acc = w.new_zeros(b * side * side, 4)
+    # Row-wise index_add on the flattened canvas: several times faster on CPU than scatter_add
+    # on an expanded index.
+    acc.index_add_(0, flat.reshape(-1), contrib.reshape(-1, 4))
+    acc = acc.reshape(b, side, side, 4)[:, pad:pad + size, pad:pad + size].reshape(b, -1, 4)
+    den = acc[..., 3:4] + _EPS
+    return acc[..., :3] / den, den
 
 
 class _WindowedRender(torch.autograd.Function):
@@ -76,55 +113,49 @@ class _WindowedRender(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, gaussians: torch.Tensor, size: int, window: int) -> torch.Tensor:
-        b, n, _ = gaussians.shape
-        px, py, inside, flat = _window_indices(gaussians, size, window)
-        w, colours = _weights_and_colours(gaussians, px, py, size)
-        w = w * inside  # (B, N, K)
-        contrib = torch.cat([w.unsqueeze(-1) * colours.unsqueeze(2), w.unsqueeze(-1)], dim=-1)
-        acc = gaussians.new_zeros(b * size * size, 4)
-        acc.index_add_(0, flat.reshape(-1), contrib.reshape(-1, 4))
-        acc = acc.reshape(b, size * size, 4)
-        den = acc[..., 3:4] + _EPS
-        image = acc[..., :3] / den  # (B, P, 3)
-        ctx.save_for_backward(gaussians, px, py, w, flat, image, den)
-        ctx.size = size
+        b = gaussians.shape[0]
+        dx, dy, flat, pad = _window_geometry(gaussians, size, window)
+        w = _weights(gaussians, dx, dy, size)  # (B, N, K)
+        image, den = _blend(gaussians, w, flat, size, pad)
+        ctx.save_for_backward(gaussians, dx, dy, w, flat, image, den)
+        ctx.size, ctx.pad = size, pad
         return image.reshape(b, size, size, 3)
 
     @staticmethod
     def backward(ctx, grad_image: torch.Tensor):  # type: ignore[override]
-        gaussians, px, py, w, flat, image, den = ctx.saved_tensors
-        size = ctx.size
+        gaussians, dx, dy, w, flat, image, den = ctx.saved_tensors
+        size, pad = ctx.size, ctx.pad
         b, n, _ = gaussians.shape
         k = w.shape[-1]
+        side = size + 2 * pad
         g = grad_image.reshape(b, -1, 3)
-        # d/d numerator (3) and d/d denominator (1) per pixel, gathered back to the windows.
-        per_pixel = torch.cat([g / den, -(g * image).sum(-1, keepdim=True) / den], dim=-1)
+        # d/d numerator (3) and d/d denominator (1) per pixel, zero on the padding, gathered
+        # back to the windows.
+        per_pixel = g.new_zeros(b, side, side, 4)
+        inner = per_pixel[:, pad:pad + size, pad:pad + size]
+        inner[..., :3] = (g / den).reshape(b, size, size, 3)
+        inner[..., 3] = (-(g * image).sum(-1) / den[..., 0]).reshape(b, size, size)
         gathered = per_pixel.reshape(-1, 4).index_select(0, flat.reshape(-1))
         gathered = gathered.reshape(b, n, k, 4)
         colours = gaussians[..., 5:8]
         grad_feat = torch.einsum("bnk,bnkc->bnc", w, gathered[..., :3])
         grad_w = torch.einsum("bnkc,bnc->bnk", gathered[..., :3], colours) + gathered[..., 3]
-        gq = grad_w * w  # d/d(-0.5 (u^2 + v^2)), zero outside the window and image
-        # Local frame again (cheaper than saving it): u, v in sigmas.
-        cx = gaussians[..., 0:1] * size
-        cy = gaussians[..., 1:2] * size
-        sx = gaussians[..., 2:3] * size
-        sy = gaussians[..., 3:4] * size
-        cos = torch.cos(gaussians[..., 4:5])
-        sin = torch.sin(gaussians[..., 4:5])
-        dx = px - cx
-        dy = py - cy
-        u = (cos * dx + sin * dy) / sx
-        v = (cos * dy - sin * dx) / sy
+        gq = grad_w * w  # d/d(-0.5 (u^2 + v^2))
+        a1, a2, b1, b2 = _frame(gaussians, size)
+        u = a1 * dx + a2 * dy
+        v = b1 * dx + b2 * dy
         gu = -gq * u  # dL/du
         gv = -gq * v
         su = gu.sum(-1, keepdim=True)
         sv = gv.sum(-1, keepdim=True)
+        sx = gaussians[..., 2:3] * size
+        sy = gaussians[..., 3:4] * size
         grad = torch.empty_like(gaussians)
-        # d u / d cx = -cos/sx, d v / d cx = sin/sy; d u / d cy = -sin/sx, d v / d cy = -cos/sy.
-        grad[..., 0:1] = (-cos / sx * su + sin / sy * sv) * size
-        grad[..., 1:2] = (-sin / sx * su - cos / sy * sv) * size
-        # d u / d sx = -u/sx, d v / d sy = -v/sy (pixel units; times size for fractions).
+        # dx = px - cx: d u / d cx = -a1, d v / d cx = -b1 (likewise cy with a2, b2); times
+        # size for fractions of the image side.
+        grad[..., 0:1] = -(a1 * su + b1 * sv) * size
+        grad[..., 1:2] = -(a2 * su + b2 * sv) * size
+        # d u / d sx = -u/sx, d v / d sy = -v/sy.
         grad[..., 2:3] = -(gu * u).sum(-1, keepdim=True) / sx * size
         grad[..., 3:4] = -(gv * v).sum(-1, keepdim=True) / sy * size
         # d u / d t = v sy/sx, d v / d t = -u sx/sy.
@@ -151,27 +182,20 @@ def render(gaussians: torch.Tensor, size: int, window: int = 9) -> torch.Tensor:
 
 def render_autograd(gaussians: torch.Tensor, size: int, window: int = 9) -> torch.Tensor:
     """Same as ``render`` but differentiated by autograd: the reference for its backward."""
-    b, n, _ = gaussians.shape
-    with torch.no_grad():
-        px, py, inside, flat = _window_indices(gaussians, size, window)
-    w, colours = _weights_and_colours(gaussians, px, py, size)
-    w = w * inside
-    contrib = torch.cat([w.unsqueeze(-1) * colours.unsqueeze(2), w.unsqueeze(-1)], dim=-1)
-    acc = gaussians.new_zeros(b * size * size, 4).index_add(0, flat.reshape(-1),
-                                                            contrib.reshape(-1, 4))
-    acc = acc.reshape(b, size * size, 4)
-    return (acc[..., :3] / (acc[..., 3:4] + _EPS)).reshape(b, size, size, 3)
+    dx, dy, flat, pad = _window_geometry(gaussians, size, window)
+    image, _ = _blend(gaussians, _weights(gaussians, dx, dy, size), flat, size, pad)
+    return image.reshape(gaussians.shape[0], size, size, 3)
 
 
 def render_dense(gaussians: torch.Tensor, size: int) -> torch.Tensor:
     """Reference renderer: every Gaussian at every pixel, no window. For tests and benchmarks."""
-    b, n, _ = gaussians.shape
+    b = gaussians.shape[0]
     coords = torch.arange(size, device=gaussians.device, dtype=gaussians.dtype) + 0.5
     py, px = torch.meshgrid(coords, coords, indexing="ij")
-    px = px.reshape(1, 1, -1).expand(b, n, -1)
-    py = py.reshape(1, 1, -1).expand(b, n, -1)
-    w, colours = _weights_and_colours(gaussians, px, py, size)  # (B, N, P)
-    num = torch.einsum("bnp,bnc->bpc", w, colours)
+    dx = px.reshape(1, 1, -1) - gaussians[..., 0:1] * size  # (B, N, P)
+    dy = py.reshape(1, 1, -1) - gaussians[..., 1:2] * size
+    w = _weights(gaussians, dx, dy, size)
+    num = torch.einsum("bnp,bnc->bpc", w, gaussians[..., 5:8])
     den = w.sum(dim=1).unsqueeze(-1)
     return (num / (den + _EPS)).reshape(b, size, size, 3)
 
@@ -180,3 +204,28 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR in dB of images in [0, 1], shape (B, H, W, C) -> (B,)."""
     mse = ((a - b) ** 2).flatten(1).mean(dim=1).clamp_min(1e-12)
     return -10.0 * torch.log10(mse)
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """How stored Gaussians become pixels, read from gaussians.h5 attributes."""
+
+    image_size: int
+    window: int
+    min_scale: float  # fraction of the image side
+    max_scale: float
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> RenderSpec:
+        fit = attrs["fit_settings"]
+        size = int(attrs["image_size"])
+        return cls(size, int(attrs["window"]), fit["min_scale_px"] / size,
+                   fit["max_scale_px"] / size)
+
+
+def to_valid(g: torch.Tensor, spec: RenderSpec) -> torch.Tensor:
+    """Clamp decoded Gaussians (B, N, 8) into the ranges fits live in, so they can be rendered."""
+    return torch.cat([g[..., 0:2].clamp(0.0, 1.0),
+                      g[..., 2:4].clamp(spec.min_scale, spec.max_scale),
+                      g[..., 4:5],
+                      g[..., 5:8].clamp(0.0, 1.0)], dim=-1)  # no in-place: autograd-safe

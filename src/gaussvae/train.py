@@ -25,8 +25,9 @@ from torch.utils.tensorboard import SummaryWriter
 from gaussvae.atomic import atomic_path, write_json
 from gaussvae.loss import beta_at, type_losses, vae_loss
 from gaussvae.model import GaussianVAE, VAEConfig, count_parameters
-from gaussvae.normalize import NormStats, normalize
+from gaussvae.normalize import NormStats, denormalize, normalize
 from gaussvae.params import Params, as_dict
+from gaussvae.render import RenderSpec, render, to_valid
 from gaussvae.store import GaussianSet
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,15 @@ def train(
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=t.lr_factor, patience=t.lr_patience
     )
+    # Optional render-space term: decoded Gaussians are rendered and compared, in pixels, with
+    # the render of the fitted ones (rendered once here, not per step).
+    spec = RenderSpec.from_attrs(data.attrs) if t.render_loss_weight > 0 else None
+    target_px = None
+    if spec is not None:
+        fitted = torch.from_numpy(data.gaussians[data.select("train")]).to(device)
+        with torch.no_grad():
+            target_px = torch.cat([render(fitted[i:i + 256], spec.image_size, spec.window)
+                                   for i in range(0, len(fitted), 256)])
     amp = device.type == "cuda"  # mixed precision only where it pays and is tested by users
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     config_hash = _config_hash(params, stats, len(x_train))
@@ -173,19 +183,25 @@ def train(
         beta = beta_at(epoch, params.max_beta, t.beta_warmup_epochs)
         torch.manual_seed(t.seed * 100_003 + epoch)
         perm = torch.randperm(len(x_train))
-        perm = perm[rank::world]
+        # Under DDP every rank must run the same number of steps (all-reduce per step).
+        perm = perm[: len(perm) - len(perm) % world][rank::world]
         # --- steps
         net.train()
         sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
         channel_sums = torch.zeros(8, device=device)
         n_steps = 0
         for step, start in enumerate(range(0, len(perm), t.batch_size)):
-            batch = x_train[perm[start:start + t.batch_size].to(device)]
+            idx = perm[start:start + t.batch_size].to(device)
+            batch = x_train[idx]
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
                 pred, post = net(batch)
             kl = post.kl().float()
             total, recon, per_channel = vae_loss(pred.float(), batch, kl, beta,
                                                  t.loss_weighting)
+            if spec is not None:
+                decoded = to_valid(denormalize(pred.float(), stats), spec)
+                pixels = render(decoded, spec.image_size, spec.window)
+                total = total + t.render_loss_weight * ((pixels - target_px[idx]) ** 2).mean()
             if not torch.isfinite(total):
                 raise TrainingDiverged(
                     f"loss became {float(total.detach())} at epoch {epoch + 1}, step {step + 1}; "
@@ -240,6 +256,9 @@ def train(
             break
     if writer is not None:
         writer.close()
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     if not main:
         return {}
 
