@@ -24,11 +24,12 @@ q seed-resnet_conv1d_512d   -S train.arch=resnet_conv1d -S train.loss_weighting=
                             -S normalize.per_position=false -S latent_dim=512 -S max_beta=0.1
 
 # Ablations, one change each from the default params.
-q abl-default
+q abl-default               -S max_beta=1.0
 q abl-per_position          -S normalize.per_position=true
 q abl-equal_weighting       -S train.loss_weighting=equal
 q abl-morton                -S extract.ordering=morton
-q abl-beta0.1               -S max_beta=0.1
+q abl-render_loss           -S train.render_loss_weight=50
+q abl-images1000            -S prepare.num_images=1000
 
 dvc exp run --run-all --jobs 1
 gaussvae-results --header docs/RESULTS.header.md --out docs/RESULTS.md
