@@ -60,7 +60,8 @@ def iter_runs(tree: Any) -> Iterator[tuple[str, dict, dict]]:
         return
     data = tree.get("data")
     if isinstance(data, dict) and "metrics" in data:
-        name = tree.get("name") or data.get("name") or str(tree.get("rev", ""))[:7]
+        rev = str(tree.get("rev", ""))
+        name = tree.get("name") or data.get("name") or (rev[:7] if len(rev) == 40 else rev)
         params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
         metrics = (data.get("metrics") or {}).get("metrics/eval.json", {}).get("data", {})
         if metrics:
