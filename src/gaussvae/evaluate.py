@@ -17,7 +17,7 @@ from gaussvae.model import GaussianVAE
 from gaussvae.normalize import NormStats, denormalize, normalize
 from gaussvae.render import TYPES, RenderSpec, render, to_valid
 from gaussvae.store import GaussianSet, ImageSet
-from gaussvae.train import ACTIVE_VARIANCE
+from gaussvae.train import ACTIVE_VARIANCE, reconstruct
 
 # Bytes per latent value when the code is stored as float16.
 LATENT_BYTES_PER_DIM = 2
@@ -42,19 +42,6 @@ def _image_scores(pred: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     psnrs = [psnr_uint8(p, r) for p, r in zip(pred, ref, strict=True)]
     ssims = [_ssim(p, r) for p, r in zip(pred, ref, strict=True)]
     return float(np.mean(psnrs)), float(np.mean(ssims))
-
-
-@torch.no_grad()
-def reconstruct(model: GaussianVAE, x: torch.Tensor, batch: int = 256
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Normalized predictions, posterior means and KL (nats/sample) with z = mu."""
-    preds, mus, kls = [], [], []
-    for i in range(0, len(x), batch):
-        pred, post = model(x[i:i + batch], sample=False)
-        preds.append(pred.float())
-        mus.append(post.mu.float())
-        kls.append(post.kl().float())
-    return torch.cat(preds), torch.cat(mus), torch.cat(kls)
 
 
 def parameter_metrics(pred: torch.Tensor, target: torch.Tensor, mu: torch.Tensor,

@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         tree = json.loads(Path(args.json).read_text())
     else:
-        out = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True)
+        out = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"],
+                             capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"error: dvc exp show --json failed: {out.stderr.strip().splitlines()[-1]}")
         tree = json.loads(out.stdout)

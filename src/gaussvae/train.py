@@ -75,18 +75,25 @@ def load_model(path: str | Path, device: torch.device) -> tuple[GaussianVAE, Nor
 
 
 @torch.no_grad()
+def reconstruct(model: GaussianVAE, x: torch.Tensor, batch: int = 256
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normalized predictions, posterior means and KL (nats/sample) with z = mu."""
+    preds, mus, kls = [], [], []
+    for i in range(0, len(x), batch):
+        pred, post = model(x[i:i + batch], sample=False)
+        preds.append(pred.float())
+        mus.append(post.mu.float())
+        kls.append(post.kl().float())
+    return torch.cat(preds), torch.cat(mus), torch.cat(kls)
+
+
+@torch.no_grad()
 def evaluate_split(
     model: GaussianVAE, x: torch.Tensor, weighting: str, batch_size: int = 256
 ) -> dict[str, float]:
     """Deterministic (z = mu) losses, KL and active units on normalized x (n, N, 8)."""
     model.eval()
-    preds, mus, kls = [], [], []
-    for i in range(0, len(x), batch_size):
-        pred, post = model(x[i:i + batch_size], sample=False)
-        preds.append(pred.float())
-        mus.append(post.mu.float())
-        kls.append(post.kl().float())
-    pred, mu, kl = torch.cat(preds), torch.cat(mus), torch.cat(kls)
+    pred, mu, kl = reconstruct(model, x, batch_size)
     _, recon, per_channel = vae_loss(pred, x, kl, 0.0, weighting)
     out = {"recon": float(recon), "kl": float(kl.mean())}
     out.update({k: float(v) for k, v in type_losses(per_channel).items()})
