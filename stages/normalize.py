@@ -16,7 +16,8 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_params(args.params).normalize
     data = read_gaussians(args.gaussians)
-    stats = compute_stats(data.gaussians[data.select("train")], cfg.min_std, cfg.per_position)
+    stats = compute_stats(data.gaussians[data.select("train")], cfg.min_std, cfg.per_position,
+                          cfg.encoding)
     write_json(args.out, stats.to_json())
     print(f"wrote statistics of {len(data.select('train'))} training images to {args.out}")
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gaussvae.codecs import at_budget, psnr_uint8
-from gaussvae.evaluate import evaluate_split, parameter_metrics
+from gaussvae.evaluate import evaluate_split, parameter_metrics, rotation_error_deg
 from gaussvae.extract import extract
 from gaussvae.normalize import compute_stats
 from gaussvae.plots import image_grid, square_grid, type_loss_bars
@@ -14,11 +14,15 @@ from tests.conftest import make_params
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_images):
-    params = make_params(**{"extract.steps": 6, "train.epochs": 2})
-    data = extract(tiny_images, params.extract, torch.device("cpu"))
-    stats = compute_stats(data.gaussians[data.select("train")], 1e-6)
-    folder = tmp_path_factory.mktemp("trained")
+def tiny_fits(tiny_images):
+    return extract(tiny_images, make_params(**{"extract.steps": 6}).extract, torch.device("cpu"))
+
+
+def _train(folder, data, encoding_name: str):
+    params = make_params(**{"extract.steps": 6, "train.epochs": 2,
+                            "normalize.encoding": encoding_name})
+    stats = compute_stats(data.gaussians[data.select("train")], 1e-6,
+                          encoding_name=encoding_name)
     paths = TrainPaths(folder / "m.pt", folder / "c.pt", folder / "tb", folder / "h.tsv",
                        folder / "t.json")
     train(params, data, stats, paths, torch.device("cpu"))
@@ -26,6 +30,11 @@ def trained(tmp_path_factory, tiny_images):
 
     model, stats, _ = load_model(paths.model, torch.device("cpu"))
     return model, data, stats, params
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_fits):
+    return _train(tmp_path_factory.mktemp("trained"), tiny_fits, "raw")
 
 
 def _flatten(d, prefix=""):
@@ -45,7 +54,8 @@ def test_eval_metrics_have_every_key_and_are_finite(trained, tiny_images):
                 "std_ratio.scale", "render.psnr_vs_image", "render.ssim_vs_image",
                 "render.psnr_vs_fit", "render.ssim_vs_fit", "fit.psnr_vs_image",
                 "codec.latent_bytes", "codec.webp.psnr", "codec.jpeg.psnr",
-                "codec.webp.bytes", "render_with_true.xy", "render_with_true.feat"):
+                "codec.webp.bytes", "render_with_true.xy", "render_with_true.feat",
+                "rot_error_deg"):
         assert key in flat, key
         assert math.isfinite(flat[key]), key
     assert flat["codec.latent_bytes"] == params.latent_dim * 2
@@ -87,3 +97,36 @@ def test_pictures_are_real_pngs(tmp_path, tiny_images):
                     "test": {"xy": 0.6, "scale": 0.9, "rot": 1.1, "feat": 0.7}},
                    tmp_path / "bars.png")
     assert (tmp_path / "bars.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ellipse_model_is_scored_in_stored_channels(tmp_path, tiny_fits, tiny_images):
+    model, data, stats, _ = _train(tmp_path, tiny_fits, "ellipse")
+    assert stats.encoding == "ellipse"
+    m = evaluate_split(model, data, tiny_images, stats, "test", "per_type", torch.device("cpu"))
+    # Stored-channel losses of a 2-epoch model: finite and near "predict the mean", not the
+    # encoded channels' values (which would make a raw and an ellipse run incomparable).
+    for t in ("xy", "scale", "rot", "feat"):
+        assert 0.0 <= m["loss"][t] < 3.0
+    assert 0.0 <= m["rot_error_deg"] <= 90.0
+    assert m["render"]["psnr_vs_image"] > 5
+
+
+def test_rotation_error_wraps_at_180_degrees_and_skips_round_gaussians():
+    fitted = torch.zeros(1, 4, 8)
+    fitted[..., 2] = torch.tensor([0.04, 0.04, 0.02, 0.04])
+    fitted[..., 3] = torch.tensor([0.01, 0.01, 0.02, 0.01])  # third is round
+    fitted[..., 4] = torch.tensor([0.01, 1.0, 0.5, 2.0])
+    decoded = fitted.clone()
+    decoded[..., 4] = torch.tensor([math.pi - 0.01, 1.0, 2.0, 2.0])
+    err = rotation_error_deg(decoded, fitted)
+    assert err == pytest.approx(math.degrees(0.02) / 3, rel=1e-3)
+    decoded[0, 3, 4] = 2.0 + math.pi / 2  # perpendicular: the largest error there is
+    assert rotation_error_deg(decoded, fitted) == pytest.approx(
+        (math.degrees(0.02) + 90.0) / 3, rel=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    many = torch.zeros(1, 4000, 8)
+    many[..., 2], many[..., 3] = 0.04, 0.01
+    many[..., 4] = torch.rand(4000, generator=gen) * math.pi
+    constant = many.clone()
+    constant[..., 4] = 1.0
+    assert rotation_error_deg(constant, many) == pytest.approx(45.0, abs=1.5)

@@ -1,6 +1,7 @@
 import hashlib
 
 import numpy as np
+import pytest
 import torch
 
 from gaussvae.extract import extract, extract_metrics, merge, shard_range
@@ -89,3 +90,21 @@ def test_per_position_stats_make_each_index_zero_mean(rng):
 
     back = NormStats.from_json(per_position.to_json())
     assert np.array_equal(back.mean, per_position.mean)
+
+
+def test_ellipse_stats_round_trip_and_keep_stored_statistics(tiny_images):
+    data = extract(tiny_images, make_params(**{"extract.steps": 2}).extract, torch.device("cpu"))
+    g = data.gaussians
+    from gaussvae.normalize import NormStats
+
+    stats = compute_stats(g, 1e-6, encoding_name="ellipse")
+    x = torch.from_numpy(g)
+    z = normalize(x, stats)
+    assert torch.allclose(z.mean(dim=(0, 1)), torch.zeros(8), atol=1e-4)
+    assert torch.allclose(denormalize(z, stats), x, atol=1e-5)  # fits are canonical
+    raw = compute_stats(g, 1e-6)
+    assert np.allclose(stats.raw().mean, raw.mean) and not np.allclose(stats.mean, raw.mean)
+    back = NormStats.from_json(stats.to_json())
+    assert back.encoding == "ellipse" and np.array_equal(back.raw_std, stats.raw_std)
+    with pytest.raises(ValueError, match="re-run the normalize stage"):
+        NormStats.from_json({"channels": [], "mean": [], "std": []})

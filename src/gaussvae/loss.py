@@ -27,16 +27,21 @@ def channel_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((pred - target) ** 2).mean(dim=(0, 1))
 
 
-def type_losses(per_channel: torch.Tensor) -> dict[str, torch.Tensor]:
+def type_losses(per_channel: torch.Tensor,
+                types: dict[str, slice] = TYPES) -> dict[str, torch.Tensor]:
     """Per-type mean of per-channel MSE (1.0 = predicting the mean), from (8,)."""
-    return {name: per_channel[s].mean() for name, s in TYPES.items()}
+    return {name: per_channel[s].mean() for name, s in types.items()}
 
 
-def reconstruction(per_channel: torch.Tensor, weighting: str) -> torch.Tensor:
-    """Scalar reconstruction loss from per-channel MSE (8,) under ``weighting``."""
+def reconstruction(per_channel: torch.Tensor, weighting: str,
+                   types: dict[str, slice] = TYPES) -> torch.Tensor:
+    """Scalar reconstruction loss from per-channel MSE (8,) under ``weighting``.
+
+    ``types`` are the channel slices of the representation the model sees (encoding.py).
+    """
     if weighting == "per_type":
         # loss_T = sum over T's channels; divided by T's channel count: the seed's formula.
-        return sum(per_channel[s].sum() / (s.stop - s.start) for s in TYPES.values())
+        return sum(per_channel[s].sum() / (s.stop - s.start) for s in types.values())
     if weighting == "equal":
         return per_channel.mean()
     raise ValueError(f"loss_weighting must be 'per_type' or 'equal', got {weighting!r}")
@@ -50,11 +55,12 @@ def beta_at(epoch: int, max_beta: float, warmup_epochs: int) -> float:
 
 
 def vae_loss(
-    pred: torch.Tensor, target: torch.Tensor, kl: torch.Tensor, beta: float, weighting: str
+    pred: torch.Tensor, target: torch.Tensor, kl: torch.Tensor, beta: float, weighting: str,
+    types: dict[str, slice] = TYPES,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, recon, per-channel mse) for a batch; kl is (B,) nats."""
     per_channel = channel_mse(pred, target)
-    recon = reconstruction(per_channel, weighting)
+    recon = reconstruction(per_channel, weighting, types)
     elements = target.shape[1] * target.shape[2]
     total = recon + beta * kl.mean() / elements
     return total, recon, per_channel

@@ -8,6 +8,11 @@ ordering, index i is slot i, so most of the xy variance is the slot's position: 
 then looks excellent for free (DESIGN.md 3). ``per_position: true`` gives a mean and std per
 index and channel (N, 8): "predict the mean" is then "predict each slot's average Gaussian",
 and every type's loss measures what the latent had to carry.
+
+``encoding`` (encoding.py) is the representation the VAE sees: ``raw`` (stored channels) or
+``ellipse``. Statistics are kept twice: ``mean``/``std`` of the encoded channels (model units)
+and ``raw_mean``/``raw_std`` of the stored channels, in which evaluation reports its losses so
+that runs with different encodings stay comparable.
 """
 
 from __future__ import annotations
@@ -17,50 +22,84 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gaussvae.render import CHANNELS, TYPES
+from gaussvae import encoding
+from gaussvae.render import CHANNELS
 
 
 @dataclass(frozen=True)
 class NormStats:
-    mean: np.ndarray  # (8,) or (N, 8) stored units
+    mean: np.ndarray  # (8,) or (N, 8) encoded units (what the VAE sees)
     std: np.ndarray  # same shape
+    encoding: str = "raw"
+    raw_mean: np.ndarray | None = None  # stored units; None = same as mean (raw encoding)
+    raw_std: np.ndarray | None = None
+
+    @property
+    def types(self) -> dict[str, slice]:
+        """Channel slices per parameter type in model units."""
+        return encoding.types(self.encoding)
+
+    def raw(self) -> NormStats:
+        """Statistics of the stored channels (the units evaluation reports losses in)."""
+        if self.raw_mean is None:
+            return NormStats(self.mean, self.std)
+        return NormStats(self.raw_mean, self.raw_std)
 
     def to_json(self) -> dict:
+        raw = self.raw()
         return {
-            "channels": list(CHANNELS),
-            "types": {k: [s.start, s.stop] for k, s in TYPES.items()},
+            "encoding": self.encoding,
+            "channels": list(encoding.channels(self.encoding)),
+            "types": {k: [s.start, s.stop] for k, s in self.types.items()},
             "mean": self.mean.astype(float).tolist(),
             "std": self.std.astype(float).tolist(),
+            "raw_channels": list(CHANNELS),
+            "raw_mean": raw.mean.astype(float).tolist(),
+            "raw_std": raw.std.astype(float).tolist(),
         }
 
     @classmethod
     def from_json(cls, obj: dict) -> NormStats:
-        if obj.get("channels") != list(CHANNELS):
-            raise ValueError(f"normalization stats are for channels {obj.get('channels')}, "
-                             f"expected {list(CHANNELS)}; re-run the normalize stage")
-        return cls(np.asarray(obj["mean"], dtype=np.float32),
-                   np.asarray(obj["std"], dtype=np.float32))
+        name = obj.get("encoding")
+        if name not in encoding.ENCODINGS or obj.get("raw_channels") != list(CHANNELS):
+            raise ValueError("normalization stats were written by an older version (no "
+                             "encoding or raw statistics); re-run the normalize stage")
+
+        def arr(key: str) -> np.ndarray:
+            return np.asarray(obj[key], dtype=np.float32)
+
+        return cls(arr("mean"), arr("std"), name, arr("raw_mean"), arr("raw_std"))
 
 
-def compute_stats(train_gaussians: np.ndarray, min_std: float,
-                  per_position: bool = False) -> NormStats:
-    """Mean and std of training Gaussians (n, N, 8), per channel (8,) or per index and channel
-    (N, 8); std floored at min_std."""
-    x = train_gaussians.astype(np.float64)
+def _moments(x: np.ndarray, min_std: float, per_position: bool) -> tuple[np.ndarray, ...]:
     axes = (0,) if per_position else (0, 1)
-    return NormStats(x.mean(axis=axes).astype(np.float32),
-                     np.maximum(x.std(axis=axes), min_std).astype(np.float32))
+    x = x.astype(np.float64)
+    return (x.mean(axis=axes).astype(np.float32),
+            np.maximum(x.std(axis=axes), min_std).astype(np.float32))
+
+
+def compute_stats(train_gaussians: np.ndarray, min_std: float, per_position: bool = False,
+                  encoding_name: str = "raw") -> NormStats:
+    """Mean and std of training Gaussians (n, N, 8), per channel (8,) or per index and channel
+    (N, 8), of the encoded and of the stored channels; std floored at min_std."""
+    encoded = encoding.encode(torch.from_numpy(train_gaussians).double(), encoding_name).numpy()
+    mean, std = _moments(encoded, min_std, per_position)
+    raw_mean, raw_std = _moments(train_gaussians, min_std, per_position)
+    return NormStats(mean, std, encoding_name, raw_mean, raw_std)
+
+
+def _affine(stats: NormStats, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.as_tensor(stats.mean, dtype=like.dtype, device=like.device),
+            torch.as_tensor(stats.std, dtype=like.dtype, device=like.device))
 
 
 def normalize(x: torch.Tensor, stats: NormStats) -> torch.Tensor:
-    """Stored units -> z-scores, on the last axis."""
-    mean = torch.as_tensor(stats.mean, dtype=x.dtype, device=x.device)
-    std = torch.as_tensor(stats.std, dtype=x.dtype, device=x.device)
-    return (x - mean) / std
+    """Stored units -> model units (encoded, then z-scored), on the last axis."""
+    mean, std = _affine(stats, x)
+    return (encoding.encode(x, stats.encoding) - mean) / std
 
 
 def denormalize(z: torch.Tensor, stats: NormStats) -> torch.Tensor:
-    """z-scores -> stored units, on the last axis."""
-    mean = torch.as_tensor(stats.mean, dtype=z.dtype, device=z.device)
-    std = torch.as_tensor(stats.std, dtype=z.dtype, device=z.device)
-    return z * std + mean
+    """Model units -> stored units (canonical), on the last axis; differentiable."""
+    mean, std = _affine(stats, z)
+    return encoding.decode(z * std + mean, stats.encoding)

@@ -81,6 +81,7 @@ class ExtractParams:
 class NormalizeParams:
     min_std: float
     per_position: bool
+    encoding: Literal["raw", "ellipse"]
 
     def check(self) -> None:
         _require(self.min_std > 0, "normalize.min_std", "a number > 0", self.min_std)

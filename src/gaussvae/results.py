@@ -22,6 +22,9 @@ PARAM_COLUMNS = [
     ("beta", "max_beta", "{:g}"),
     ("weighting", "train.loss_weighting", "{}"),
     ("ordering", "extract.ordering", "{}"),
+    ("per pos.", "normalize.per_position", "{}"),
+    ("encoding", "normalize.encoding", "{}"),
+    ("render w", "train.render_loss_weight", "{:g}"),
     ("epochs", "train.epochs", "{}"),
 ]
 METRIC_COLUMNS = [
@@ -31,6 +34,7 @@ METRIC_COLUMNS = [
     ("scale", "test.loss.scale", "{:.3f}"),
     ("rot", "test.loss.rot", "{:.3f}"),
     ("feat", "test.loss.feat", "{:.3f}"),
+    ("rot err deg", "test.rot_error_deg", "{:.1f}"),
     ("std xy", "test.std_ratio.xy", "{:.2f}"),
     ("std scale", "test.std_ratio.scale", "{:.2f}"),
     ("std rot", "test.std_ratio.rot", "{:.2f}"),
@@ -71,6 +75,28 @@ def iter_runs(tree: Any) -> Iterator[tuple[str, dict, dict]]:
             yield from iter_runs(tree[key])
 
 
+def _is_commit(name: str) -> bool:
+    return len(name) == 7 and all(c in "0123456789abcdef" for c in name)
+
+
+def select_runs(runs: Iterator[tuple[str, dict, dict]]) -> list[tuple[str, dict, dict]]:
+    """The workspace and every named experiment, once each; rows of plain commits (earlier
+    default runs that `--all-commits` lists so experiments of older commits appear) are
+    dropped, as is any run whose params and metrics repeat an earlier row (e.g. main = the
+    workspace)."""
+    seen_names: set[str] = set()
+    seen_content: set[str] = set()
+    out = []
+    for name, params, metrics in runs:
+        content = json.dumps([params, metrics], sort_keys=True)
+        if name in seen_names or content in seen_content or _is_commit(name):
+            continue
+        seen_names.add(name)
+        seen_content.add(content)
+        out.append((name, params, metrics))
+    return out
+
+
 def _cell(value: Any, fmt: str) -> str:
     if value is None:
         return "-"
@@ -107,12 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         if out.returncode != 0:
             sys.exit(f"error: dvc exp show --json failed: {out.stderr.strip().splitlines()[-1]}")
         tree = json.loads(out.stdout)
-    seen: set[str] = set()
-    runs = []
-    for run in iter_runs(tree):
-        if run[0] not in seen:
-            seen.add(run[0])
-            runs.append(run)
+    runs = select_runs(iter_runs(tree))
     text = (Path(args.header).read_text().rstrip() + "\n\n" if args.header else "")
     text += render_table(runs) + "\n"
     if args.out:

@@ -89,14 +89,15 @@ def reconstruct(model: GaussianVAE, x: torch.Tensor, batch: int = 256
 
 @torch.no_grad()
 def evaluate_split(
-    model: GaussianVAE, x: torch.Tensor, weighting: str, batch_size: int = 256
+    model: GaussianVAE, x: torch.Tensor, weighting: str, types: dict[str, slice],
+    batch_size: int = 256,
 ) -> dict[str, float]:
-    """Deterministic (z = mu) losses, KL and active units on normalized x (n, N, 8)."""
+    """Deterministic (z = mu) losses, KL and active units on x (n, N, 8) in model units."""
     model.eval()
     pred, mu, kl = reconstruct(model, x, batch_size)
-    _, recon, per_channel = vae_loss(pred, x, kl, 0.0, weighting)
+    _, recon, per_channel = vae_loss(pred, x, kl, 0.0, weighting, types)
     out = {"recon": float(recon), "kl": float(kl.mean())}
-    out.update({k: float(v) for k, v in type_losses(per_channel).items()})
+    out.update({k: float(v) for k, v in type_losses(per_channel, types).items()})
     var = mu.var(dim=0) if len(mu) > 1 else torch.zeros_like(mu[0])
     out["active_units"] = int((var > ACTIVE_VARIANCE).sum())
     return out
@@ -204,7 +205,7 @@ def train(
                 pred, post = net(batch)
             kl = post.kl().float()
             total, recon, per_channel = vae_loss(pred.float(), batch, kl, beta,
-                                                 t.loss_weighting)
+                                                 t.loss_weighting, stats.types)
             if spec is not None:
                 decoded = to_valid(denormalize(pred.float(), stats), spec)
                 pixels = render(decoded, spec.image_size, spec.window)
@@ -223,9 +224,10 @@ def train(
             sums["kl"] += float(kl.detach().mean())
             channel_sums += per_channel.detach()
             n_steps += 1
-        train_types = {k: float(v) for k, v in type_losses(channel_sums / n_steps).items()}
+        train_types = {k: float(v) for k, v in
+                       type_losses(channel_sums / n_steps, stats.types).items()}
         # --- evaluate
-        val = evaluate_split(model, x_val, t.loss_weighting)
+        val = evaluate_split(model, x_val, t.loss_weighting, stats.types)
         lr = optimizer.param_groups[0]["lr"]
         row = {"epoch": epoch + 1, "beta": beta, "lr": lr,
                "train_loss": sums["loss"] / n_steps, "train_recon": sums["recon"] / n_steps,
@@ -275,7 +277,7 @@ def train(
         torch.save({"model_config": cfg.to_dict(), "state_dict": best_state,
                     "norm_stats": stats.to_json(), "params": as_dict(params)}, tmp)
     _write_history(paths.history, history)
-    metrics = _train_metrics(history, model, x_train, x_val, t.loss_weighting)
+    metrics = _train_metrics(history, model, x_train, x_val, t.loss_weighting, stats.types)
     metrics["parameters"] = count_parameters(model)
     metrics["stopped_early"] = int(stopped_early)
     write_json(paths.metrics, metrics)
@@ -313,12 +315,13 @@ def _write_history(path: Path, history: list[dict]) -> None:
 
 
 def _train_metrics(history: list[dict], model: GaussianVAE, x_train: torch.Tensor,
-                   x_val: torch.Tensor, weighting: str) -> dict:
-    """Scalars only (DVC drops lists): final epoch's values and the best model's."""
+                   x_val: torch.Tensor, weighting: str, types: dict[str, slice]) -> dict:
+    """Scalars only (DVC drops lists): final epoch's values and the best model's (per-type
+    losses in model units, i.e. of the encoded channels; eval.json reports stored channels)."""
     best_row = min(history, key=lambda r: r["val_recon"])
     last = history[-1]
-    best_train = evaluate_split(model, x_train, weighting)
-    best_val = evaluate_split(model, x_val, weighting)
+    best_train = evaluate_split(model, x_train, weighting, types)
+    best_val = evaluate_split(model, x_val, weighting, types)
 
     def rounded(d: dict) -> dict:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}

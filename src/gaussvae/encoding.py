@@ -1,0 +1,83 @@
+"""How a Gaussian's shape is presented to the VAE: the stored channels, or an ellipse vector.
+
+The stored shape (scale_x, scale_y, rot) is a poor regression target (DESIGN.md 2): rot wraps
+around at pi, so 0.01 and 3.13 are the same ellipse yet far apart in MSE; and an isotropic
+Gaussian's rot is arbitrary, so it is noise no encoder can predict. Under MSE both make the
+best guess for rot the mean, which is the seed's "rot stuck at 1.0".
+
+``ellipse`` replaces the three shape channels by a point in the plane of shapes:
+  log_size        = (log scale_x + log scale_y) / 2
+  (e_cos, e_sin)  = (log scale_x - log scale_y) / 2 * (cos 2 rot, sin 2 rot)
+The vector e is continuous in the ellipse: rot and rot + pi give the same e, and every isotropic
+Gaussian gives e = 0 whatever its stored rot. Decoding is exact for canonical Gaussians
+(scale_x >= scale_y, rot in [0, pi)), which is what extraction stores.
+
+Types for the per-type loss: xy (x, y), scale (log_size), rot (e_cos, e_sin: orientation and
+elongation together), feat (r, g, b). Evaluation decodes back to stored channels, so reported
+losses are comparable across encodings.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from gaussvae.render import CHANNELS, TYPES
+
+ENCODINGS = ("raw", "ellipse")
+
+ELLIPSE_CHANNELS: tuple[str, ...] = ("x", "y", "log_size", "e_cos", "e_sin", "r", "g", "b")
+ELLIPSE_TYPES: dict[str, slice] = {
+    "xy": slice(0, 2),
+    "scale": slice(2, 3),
+    "rot": slice(3, 5),
+    "feat": slice(5, 8),
+}
+
+
+def _check(name: str) -> None:
+    if name not in ENCODINGS:
+        raise ValueError(f"unknown encoding {name!r}; expected one of {ENCODINGS}")
+
+
+def channels(name: str) -> tuple[str, ...]:
+    """Channel names of encoding ``name``, in order."""
+    _check(name)
+    return CHANNELS if name == "raw" else ELLIPSE_CHANNELS
+
+
+def types(name: str) -> dict[str, slice]:
+    """Channel slices of each parameter type under encoding ``name``."""
+    _check(name)
+    return TYPES if name == "raw" else ELLIPSE_TYPES
+
+
+def encode(g: torch.Tensor, name: str) -> torch.Tensor:
+    """Stored Gaussians (..., 8) -> encoded (..., 8)."""
+    _check(name)
+    if name == "raw":
+        return g
+    log_x, log_y = torch.log(g[..., 2:3]), torch.log(g[..., 3:4])
+    half_diff = (log_x - log_y) / 2
+    angle = 2 * g[..., 4:5]
+    return torch.cat([g[..., 0:2], (log_x + log_y) / 2, half_diff * torch.cos(angle),
+                      half_diff * torch.sin(angle), g[..., 5:8]], dim=-1)
+
+
+def decode(e: torch.Tensor, name: str) -> torch.Tensor:
+    """Encoded (..., 8) -> stored Gaussians (..., 8), canonical for ``ellipse``; differentiable.
+
+    At e = 0 (an isotropic Gaussian) rot is 0; the norm and the angle are computed so their
+    gradients stay finite there (the render loss differentiates through this).
+    """
+    _check(name)
+    if name == "raw":
+        return e
+    e_cos, e_sin = e[..., 3:4], e[..., 4:5]
+    half_diff = torch.sqrt(e_cos**2 + e_sin**2 + 1e-12)
+    flat = (e_cos == 0) & (e_sin == 0)
+    safe_cos = torch.where(flat, torch.ones_like(e_cos), e_cos)
+    rot = torch.remainder(torch.atan2(e_sin, safe_cos) / 2, math.pi)
+    return torch.cat([e[..., 0:2], torch.exp(e[..., 2:3] + half_diff),
+                      torch.exp(e[..., 2:3] - half_diff), rot, e[..., 5:8]], dim=-1)
