@@ -56,7 +56,8 @@ def main() -> None:
     type_loss_bars({s: metrics[s]["loss"] for s in ("val", "test")}, plots / "type_losses.png")
     t = metrics["test"]
     print(f"test: loss xy {t['loss']['xy']:.3f} scale {t['loss']['scale']:.3f} rot "
-          f"{t['loss']['rot']:.3f} feat {t['loss']['feat']:.3f}; render PSNR "
+          f"{t['loss']['rot']:.3f} feat {t['loss']['feat']:.3f} (axis error "
+          f"{t['rot_error_deg']:.1f} deg); render PSNR "
           f"{t['render']['psnr_vs_image']:.2f} dB (fit {t['fit']['psnr_vs_image']:.2f}, WebP "
           f"{t['codec']['webp']['psnr']:.2f} at {t['codec']['latent_bytes']} bytes)")
 

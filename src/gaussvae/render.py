@@ -84,16 +84,15 @@ def _window_geometry(
 
 def _blend(gaussians: torch.Tensor, w: torch.Tensor, flat: torch.Tensor, size: int,
            pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalized blend of weights w (B, N, K): image (B, S*S, 3) and denominator (B, S*S, 1)."""
+    """Normalized blend of weights w (B, N, K): image (B, S*S, 3) and denominator (B, S*S, 1).
+
+    The autograd reference path (``render_autograd``); ``render`` blends inside
+    ``_WindowedRender`` the same way without keeping a graph.
+    """
     b, n, k = w.shape
     side = size + 2 * pad
-    if torch.is_grad_enabled():  # autograd reference path
-        contrib = torch.cat([w.unsqueeze(-1) * gaussians[..., 5:8].unsqueeze(2),
-                             w.unsqueeze(-1)], dim=-1)
-    else:  # inside _WindowedRender.forward: write in place, no temporary
-        contrib = w.new_empty(b, n, k, 4)
-        torch.mul(w.unsqueeze(-1), gaussians[..., 5:8].unsqueeze(2), out=contrib[..., :3])
-        contrib[..., 3] = w
+    contrib = torch.cat([w.unsqueeze(-1) * gaussians[..., 5:8].unsqueeze(2), w.unsqueeze(-1)],
+                        dim=-1)
     acc = w.new_zeros(b * side * side, 4)
     # Row-wise index_add on the flattened canvas: several times faster on CPU than scatter_add
     # on an expanded index.
@@ -103,30 +102,70 @@ def _blend(gaussians: torch.Tensor, w: torch.Tensor, flat: torch.Tensor, size: i
     return acc[..., :3] / den, den
 
 
-class _WindowedRender(torch.autograd.Function):
-    """Windowed normalized blending with a hand-written backward.
+def _conic(gaussians: torch.Tensor, size: int) -> torch.Tensor:
+    """Inverse covariance (A, B, C) in pixels^-2, (B, N, 3): the exponent of a Gaussian at
+    pixel offset (dx, dy) is -(A dx^2 + 2 B dx dy + C dy^2) / 2. Plain autograd: (B, N) sized.
+    """
+    sx = gaussians[..., 2:3] * size
+    sy = gaussians[..., 3:4] * size
+    cos = torch.cos(gaussians[..., 4:5])
+    sin = torch.sin(gaussians[..., 4:5])
+    ix, iy = 1.0 / (sx * sx), 1.0 / (sy * sy)
+    return torch.cat([cos * cos * ix + sin * sin * iy, cos * sin * (ix - iy),
+                      sin * sin * ix + cos * cos * iy], dim=-1)
 
-    Autograd through the same formula keeps a dozen (B, N, K) intermediates and runs twice as
-    many kernels; this backward recomputes the local frame once and reduces over the window in
-    place, which is what makes fitting on a laptop CPU affordable (see bench/extract.py).
+
+class _WindowedRender(torch.autograd.Function):
+    """Windowed normalized blending with a hand-written, separable backward.
+
+    The window is a product of an x axis and a y axis of ``window`` offsets each, so with the
+    conic form the exponent is -A dx^2/2 (per column) - C dy^2/2 (per row) - B dx dy: the
+    (B, N, window^2) weights take one broadcast add, one multiply-add and one exp, and every
+    gradient is a sum over rows or columns of dL/d(exponent) times a per-axis factor. This
+    takes a third of the full-size tensor passes of evaluating the rotated frame per pixel
+    (bench/extract.py). Inputs: centres cx, cy (B, N, 1) in pixels, conic (B, N, 3), colours
+    (B, N, 3).
     """
 
     @staticmethod
-    def forward(ctx, gaussians: torch.Tensor, size: int, window: int) -> torch.Tensor:
-        b = gaussians.shape[0]
-        dx, dy, flat, pad = _window_geometry(gaussians, size, window)
-        w = _weights(gaussians, dx, dy, size)  # (B, N, K)
-        image, den = _blend(gaussians, w, flat, size, pad)
-        ctx.save_for_backward(gaussians, dx, dy, w, flat, image, den)
-        ctx.size, ctx.pad = size, pad
+    def forward(ctx, cx: torch.Tensor, cy: torch.Tensor, conic: torch.Tensor,
+                colours: torch.Tensor, size: int, window: int) -> torch.Tensor:
+        b, n, _ = cx.shape
+        r = window // 2
+        pad = r + 1
+        side = size + 2 * pad
+        offsets = torch.arange(-r, r + 1, device=cx.device)
+        ix0 = torch.floor(cx).clamp(-1, size)  # pixel holding the centre
+        iy0 = torch.floor(cy).clamp(-1, size)
+        dx = (ix0 + 0.5 - cx) + offsets.to(cx.dtype)  # (B, N, W): column offsets, pixels
+        dy = (iy0 + 0.5 - cy) + offsets.to(cy.dtype)  # row offsets
+        a, bb, c = conic[..., 0:1], conic[..., 1:2], conic[..., 2:3]
+        e = (-0.5 * a * dx * dx).unsqueeze(-2) + (-0.5 * c * dy * dy).unsqueeze(-1)  # [row, col]
+        e.addcmul_((-bb * dy).unsqueeze(-1), dx.unsqueeze(-2))
+        w = e.exp_().reshape(b, n, window * window)
+        # Flat indices into the padded canvas (see _window_geometry), row-major like w.
+        base = (torch.arange(b, device=cx.device).reshape(-1, 1, 1) * side * side
+                + (iy0.long() + pad) * side + (ix0.long() + pad))
+        flat = base + (offsets.reshape(-1, 1) * side + offsets.reshape(1, -1)).reshape(1, 1, -1)
+        contrib = w.new_empty(b, n, window * window, 4)
+        torch.mul(w.unsqueeze(-1), colours.unsqueeze(2), out=contrib[..., :3])
+        contrib[..., 3] = w
+        acc = w.new_zeros(b * side * side, 4)
+        # Row-wise index_add on the flattened canvas: several times faster on CPU than
+        # scatter_add on an expanded index.
+        acc.index_add_(0, flat.reshape(-1), contrib.reshape(-1, 4))
+        acc = acc.reshape(b, side, side, 4)[:, pad:pad + size, pad:pad + size].reshape(b, -1, 4)
+        den = acc[..., 3:4] + _EPS
+        image = acc[..., :3] / den
+        ctx.save_for_backward(conic, colours, dx, dy, w, flat, image, den)
+        ctx.size, ctx.pad, ctx.window = size, pad, window
         return image.reshape(b, size, size, 3)
 
     @staticmethod
     def backward(ctx, grad_image: torch.Tensor):  # type: ignore[override]
-        gaussians, dx, dy, w, flat, image, den = ctx.saved_tensors
-        size, pad = ctx.size, ctx.pad
-        b, n, _ = gaussians.shape
-        k = w.shape[-1]
+        conic, colours, dx, dy, w, flat, image, den = ctx.saved_tensors
+        size, pad, window = ctx.size, ctx.pad, ctx.window
+        b, n, k = w.shape
         side = size + 2 * pad
         g = grad_image.reshape(b, -1, 3)
         # d/d numerator (3) and d/d denominator (1) per pixel, zero on the padding, gathered
@@ -136,34 +175,26 @@ class _WindowedRender(torch.autograd.Function):
         inner[..., :3] = (g / den).reshape(b, size, size, 3)
         inner[..., 3] = (-(g * image).sum(-1) / den[..., 0]).reshape(b, size, size)
         gathered = per_pixel.reshape(-1, 4).index_select(0, flat.reshape(-1))
-        gathered = gathered.reshape(b, n, k, 4)
-        colours = gaussians[..., 5:8]
-        grad_feat = torch.einsum("bnk,bnkc->bnc", w, gathered[..., :3])
-        grad_w = torch.einsum("bnkc,bnc->bnk", gathered[..., :3], colours) + gathered[..., 3]
-        gq = grad_w * w  # d/d(-0.5 (u^2 + v^2))
-        a1, a2, b1, b2 = _frame(gaussians, size)
-        u = a1 * dx + a2 * dy
-        v = b1 * dx + b2 * dy
-        gu = -gq * u  # dL/du
-        gv = -gq * v
-        su = gu.sum(-1, keepdim=True)
-        sv = gv.sum(-1, keepdim=True)
-        sx = gaussians[..., 2:3] * size
-        sy = gaussians[..., 3:4] * size
-        grad = torch.empty_like(gaussians)
-        # dx = px - cx: d u / d cx = -a1, d v / d cx = -b1 (likewise cy with a2, b2); times
-        # size for fractions of the image side.
-        grad[..., 0:1] = -(a1 * su + b1 * sv) * size
-        grad[..., 1:2] = -(a2 * su + b2 * sv) * size
-        # d u / d sx = -u/sx, d v / d sy = -v/sy.
-        grad[..., 2:3] = -(gu * u).sum(-1, keepdim=True) / sx * size
-        grad[..., 3:4] = -(gv * v).sum(-1, keepdim=True) / sy * size
-        # d u / d t = v sy/sx, d v / d t = -u sx/sy.
-        grad[..., 4:5] = (gu * v).sum(-1, keepdim=True) * (sy / sx) - (gv * u).sum(
-            -1, keepdim=True
-        ) * (sx / sy)
-        grad[..., 5:8] = grad_feat
-        return grad, None, None
+        gathered = gathered.reshape(b * n, k, 4)
+        # Two batched mat-vecs on the whole 4-channel rows (no strided slices): dL/dw =
+        # gathered . (r, g, b, 1), and dL/dcolour = sum over the window of w * gathered.
+        with_one = torch.cat([colours, torch.ones_like(colours[..., :1])], dim=-1)
+        grad_w = torch.bmm(gathered, with_one.reshape(b * n, 4, 1)).reshape(b, n, k)
+        grad_colours = torch.bmm(w.reshape(b * n, 1, k), gathered).reshape(b, n, 4)[..., :3]
+        ge = (grad_w * w).reshape(b, n, window, window)  # dL/d(exponent), [row, col]
+        per_col = ge.sum(-2)  # (B, N, W)
+        per_row = ge.sum(-1)
+        cross = torch.einsum("bnyx,bnx->bny", ge, dx)  # sum over columns of ge * dx, per row
+        sum_dx = (per_col * dx).sum(-1, keepdim=True)  # sum of ge * dx over the window
+        sum_dy = (per_row * dy).sum(-1, keepdim=True)
+        a, bb, c = conic[..., 0:1], conic[..., 1:2], conic[..., 2:3]
+        grad_conic = torch.cat([-0.5 * (per_col * dx * dx).sum(-1, keepdim=True),
+                                -(cross * dy).sum(-1, keepdim=True),
+                                -0.5 * (per_row * dy * dy).sum(-1, keepdim=True)], dim=-1)
+        # dx = const - cx, so d(exponent)/d cx = A dx + B dy (and likewise for cy).
+        grad_cx = a * sum_dx + bb * sum_dy
+        grad_cy = c * sum_dy + bb * sum_dx
+        return grad_cx, grad_cy, grad_conic, grad_colours, None, None
 
 
 def render(gaussians: torch.Tensor, size: int, window: int = 9) -> torch.Tensor:
@@ -177,7 +208,8 @@ def render(gaussians: torch.Tensor, size: int, window: int = 9) -> torch.Tensor:
         raise ValueError(f"gaussians must have shape (B, N, 8), got {tuple(gaussians.shape)}")
     if window < 1 or window % 2 == 0:
         raise ValueError(f"window must be a positive odd integer, got {window}")
-    return _WindowedRender.apply(gaussians, size, window)
+    return _WindowedRender.apply(gaussians[..., 0:1] * size, gaussians[..., 1:2] * size,
+                                 _conic(gaussians, size), gaussians[..., 5:8], size, window)
 
 
 def render_autograd(gaussians: torch.Tensor, size: int, window: int = 9) -> torch.Tensor:
