@@ -44,8 +44,6 @@ q combo-ellipse_per_position "${base[@]}" -S normalize.encoding=ellipse \
                             -S normalize.per_position=true
 q combo-ellipse_per_position_render "${base[@]}" -S normalize.encoding=ellipse \
                             -S normalize.per_position=true -S train.render_loss_weight=50
-# The current params.yaml defaults at the same budget.
-q default-reduced
 
 dvc exp run --run-all --jobs 1
 gaussvae-results --header docs/RESULTS.header.md --out docs/RESULTS.md

@@ -63,3 +63,11 @@ def test_psnr_of_identical_images_is_large_and_of_noise_is_small():
     a = torch.rand(2, 8, 8, 3)
     assert (psnr(a, a) > 100).all()
     assert (psnr(a, 1 - a) < 15).all()
+
+
+def test_a_nan_centre_renders_nan_instead_of_a_bad_index():
+    g = torch.rand(1, 8, 8)
+    g[..., 2:4] = 0.05
+    g[0, 3, 0] = float("nan")
+    img = render(g, 16, 5)
+    assert torch.isnan(img).any()

@@ -71,8 +71,8 @@ def _window_geometry(
     cx = gaussians[..., 0:1] * size  # (B, N, 1) pixels
     cy = gaussians[..., 1:2] * size
     with torch.no_grad():
-        ix0 = torch.floor(cx).clamp(-1, size).long()  # pixel holding the centre
-        iy0 = torch.floor(cy).clamp(-1, size).long()
+        ix0 = torch.nan_to_num(torch.floor(cx), nan=-1.0).clamp(-1, size).long()  # centre pixel
+        iy0 = torch.nan_to_num(torch.floor(cy), nan=-1.0).clamp(-1, size).long()
         base = (torch.arange(b, device=device).reshape(-1, 1, 1) * side * side
                 + (iy0 + pad) * side + (ix0 + pad))
         flat = base + (oy * side + ox)  # (B, N, K)
@@ -135,8 +135,10 @@ class _WindowedRender(torch.autograd.Function):
         pad = r + 1
         side = size + 2 * pad
         offsets = torch.arange(-r, r + 1, device=cx.device)
-        ix0 = torch.floor(cx).clamp(-1, size)  # pixel holding the centre
-        iy0 = torch.floor(cy).clamp(-1, size)
+        # Pixel holding the centre; a NaN centre (a diverged model) maps to a valid index so
+        # the NaN reaches the loss, where training reports it, instead of a bad index here.
+        ix0 = torch.nan_to_num(torch.floor(cx), nan=-1.0).clamp(-1, size)
+        iy0 = torch.nan_to_num(torch.floor(cy), nan=-1.0).clamp(-1, size)
         dx = (ix0 + 0.5 - cx) + offsets.to(cx.dtype)  # (B, N, W): column offsets, pixels
         dy = (iy0 + 0.5 - cy) + offsets.to(cy.dtype)  # row offsets
         a, bb, c = conic[..., 0:1], conic[..., 1:2], conic[..., 2:3]
