@@ -17,17 +17,19 @@ def _run(rev: str, name: str | None, beta: float, rot: float) -> dict:
 def _tree() -> list:
     base = _run("workspace", None, 1.0, 0.75)
     main_run = _run("a" * 40, "main", 1.0, 0.75)
-    main_run["experiments"] = [{"revs": [_run("b" * 40, "abl-ellipse", 1.0, 0.5)]}]
+    main_run["experiments"] = [{"revs": [_run("b" * 40, "abl-ellipse", 1.0, 0.5),
+                                         _run("d" * 40, "abl-same", 1.0, 0.5)]}]
     old = _run("c" * 40, None, 1.0, 0.9)  # an earlier commit's default run
     return [base, main_run, old]
 
 
 def test_table_keeps_workspace_and_named_experiments_once():
     runs = select_runs(iter_runs(_tree()))
-    assert [r[0] for r in runs] == ["workspace", "abl-ellipse"]
+    # main equals the workspace and the old commit is not an experiment; equal experiments stay
+    assert [r[0] for r in runs] == ["workspace", "abl-ellipse", "abl-same"]
     table = render_table(runs)
     lines = table.splitlines()
-    assert len(lines) == 4 and "rot err deg" in lines[0]
+    assert len(lines) == 5 and "rot err deg" in lines[0]
     assert "| abl-ellipse |" in lines[3] and "0.500" in lines[3] and "raw" in lines[3]
 
 

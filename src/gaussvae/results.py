@@ -80,19 +80,24 @@ def _is_commit(name: str) -> bool:
 
 
 def select_runs(runs: Iterator[tuple[str, dict, dict]]) -> list[tuple[str, dict, dict]]:
-    """The workspace and every named experiment, once each; rows of plain commits (earlier
-    default runs that `--all-commits` lists so experiments of older commits appear) are
-    dropped, as is any run whose params and metrics repeat an earlier row (e.g. main = the
-    workspace)."""
-    seen_names: set[str] = set()
-    seen_content: set[str] = set()
+    """The workspace and every named experiment, once each.
+
+    Rows of plain commits (earlier default runs that `--all-commits` lists so that experiments
+    of older commits appear) are dropped, and so is a branch row equal to the workspace (main
+    right after a commit). Two experiments with equal results both stay: that they agree is
+    worth seeing (e.g. the seed's base config and the equal-weighting ablation).
+    """
+    seen: set[str] = set()
+    workspace = None
     out = []
     for name, params, metrics in runs:
         content = json.dumps([params, metrics], sort_keys=True)
-        if name in seen_names or content in seen_content or _is_commit(name):
+        if name == "workspace":
+            workspace = content
+        same_as_workspace = name in ("main", "master") and content == workspace
+        if name in seen or _is_commit(name) or same_as_workspace:
             continue
-        seen_names.add(name)
-        seen_content.add(content)
+        seen.add(name)
         out.append((name, params, metrics))
     return out
 
