@@ -4,7 +4,7 @@ import torch
 
 from gaussvae.fit import canonicalize, fit_images, init_gaussians
 from gaussvae.ordering import grid_slots
-from gaussvae.render import psnr, render
+from gaussvae.render import psnr, render, wrap_rotation
 from tests.conftest import make_params
 
 
@@ -47,3 +47,22 @@ def test_canonicalize_keeps_the_rendered_image():
     assert (c[..., 2] >= c[..., 3]).all()
     assert (c[..., 4] >= 0).all() and (c[..., 4] < math.pi).all()
     assert torch.allclose(render(g, 16, 9), render(c, 16, 9), atol=1e-5)
+
+
+def test_canonical_rotation_is_half_open_in_float32():
+    # remainder(-1e-9, pi) rounds to float32 pi, outside [0, pi); it must come back as ~0.
+    angles = torch.tensor([-1e-9, 0.0, math.pi, 2 * math.pi - 1e-7, 1.0], dtype=torch.float32)
+    wrapped = wrap_rotation(angles)
+    assert (wrapped >= 0).all() and (wrapped < math.pi).all()
+    assert torch.allclose(wrapped[[0, 1, 2, 4]], torch.tensor([0.0, 0.0, 0.0, 1.0]), atol=1e-6)
+
+
+def test_adam_momentum_setting_reaches_the_fit(tiny_images):
+    # The betas are params.yaml settings, not decoration: changing them changes the fit.
+    imgs = _images(tiny_images, 2)
+    cfg = make_params(**{"extract.steps": 6}).extract
+    slots = torch.from_numpy(grid_slots(cfg.num_gaussians))
+    low = fit_images(imgs, slots, cfg).gaussians
+    high = fit_images(imgs, slots, make_params(**{"extract.steps": 6,
+                                                  "extract.adam_beta1": 0.9}).extract).gaussians
+    assert not torch.allclose(low, high, atol=1e-4)

@@ -19,11 +19,9 @@ losses are comparable across encodings.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from gaussvae.render import CHANNELS, TYPES
+from gaussvae.render import CHANNELS, TYPES, wrap_rotation
 
 ENCODINGS = ("raw", "ellipse")
 
@@ -78,6 +76,6 @@ def decode(e: torch.Tensor, name: str) -> torch.Tensor:
     half_diff = torch.sqrt(e_cos**2 + e_sin**2 + 1e-12)
     flat = (e_cos == 0) & (e_sin == 0)
     safe_cos = torch.where(flat, torch.ones_like(e_cos), e_cos)
-    rot = torch.remainder(torch.atan2(e_sin, safe_cos) / 2, math.pi)
+    rot = wrap_rotation(torch.atan2(e_sin, safe_cos) / 2)
     return torch.cat([e[..., 0:2], torch.exp(e[..., 2:3] + half_diff),
                       torch.exp(e[..., 2:3] - half_diff), rot, e[..., 5:8]], dim=-1)

@@ -8,6 +8,7 @@ single run writes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -45,16 +46,25 @@ def extract(
     slots = torch.from_numpy(slots_np).to(device)
     out = np.empty((len(idx), cfg.num_gaussians, 8), dtype=np.float32)
     psnr = np.empty(len(idx), dtype=np.float32)
-    for start in range(0, len(idx), cfg.batch_size):
-        batch = idx[start:start + cfg.batch_size]
-        pixels = torch.from_numpy(images.images[batch]).to(device=device, dtype=torch.float32)
-        result = fit_images(pixels / 255.0, slots, cfg)
-        fitted = result.gaussians.cpu().numpy()
-        for j in range(len(batch)):
+    def order_batch(start: int, fitted: np.ndarray) -> None:
+        for j in range(len(fitted)):
             out[start + j] = order_gaussians(fitted[j], cfg.ordering, slots_np)
-        psnr[start:start + len(batch)] = result.psnr.cpu().numpy()
-        if on_batch is not None:
-            on_batch(len(batch), psnr[start:start + len(batch)])
+
+    # Ordering (scipy's linear assignment, ~10 ms per image, releases the GIL) runs on a worker
+    # thread while the next batch is fitted; each batch writes its own rows, so the file does
+    # not depend on timing.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = []
+        for start in range(0, len(idx), cfg.batch_size):
+            batch = idx[start:start + cfg.batch_size]
+            pixels = torch.from_numpy(images.images[batch]).to(device=device, dtype=torch.float32)
+            result = fit_images(pixels / 255.0, slots, cfg)
+            pending.append(pool.submit(order_batch, start, result.gaussians.cpu().numpy()))
+            psnr[start:start + len(batch)] = result.psnr.cpu().numpy()
+            if on_batch is not None:
+                on_batch(len(batch), psnr[start:start + len(batch)])
+        for job in pending:
+            job.result()  # re-raises a worker's exception here
     attrs = {
         "image_size": size,
         "num_gaussians": cfg.num_gaussians,

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from gaussvae.params import ExtractParams
-from gaussvae.render import psnr, render
+from gaussvae.render import psnr, render, wrap_rotation
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,9 @@ class FitResult:
 def init_gaussians(images: torch.Tensor, slots: torch.Tensor, cfg: ExtractParams) -> torch.Tensor:
     """Gaussians (B, N, 8) on the slot grid, coloured by the (3x3-smoothed) image at each slot.
 
-    images: (B, S, S, 3) in [0, 1]; slots: (N, 2) in [0, 1].
+    images: (B, S, S, 3) in [0, 1]; slots: (N, 2) in [0, 1]. Round, with sigma
+    ``cfg.init_scale`` x the slot spacing: under normalized blending a smaller start is a
+    sharper first render (0.45 reached 35 dB in half the steps of 0.6, bench/extract.py).
     """
     b, size = images.shape[0], images.shape[1]
     n = slots.shape[0]
@@ -40,7 +42,7 @@ def init_gaussians(images: torch.Tensor, slots: torch.Tensor, cfg: ExtractParams
     iy = (slots[:, 1] * size).long().clamp(0, size - 1)
     colours = smooth[:, :, iy, ix].permute(0, 2, 1)  # (B, N, 3)
     spacing_px = size / math.sqrt(n)
-    sigma = min(max(0.6 * spacing_px, cfg.min_scale_px), cfg.max_scale_px) / size
+    sigma = min(max(cfg.init_scale * spacing_px, cfg.min_scale_px), cfg.max_scale_px) / size
     out = torch.empty(b, n, 8, dtype=images.dtype, device=images.device)
     out[..., 0:2] = slots
     out[..., 2:4] = sigma
@@ -59,7 +61,7 @@ def canonicalize(gaussians: torch.Tensor) -> torch.Tensor:
     sx, sy = g[..., 2].clone(), g[..., 3].clone()
     g[..., 2] = torch.where(swap, sy, sx)
     g[..., 3] = torch.where(swap, sx, sy)
-    g[..., 4] = torch.remainder(g[..., 4] + swap.to(g.dtype) * (math.pi / 2), math.pi)
+    g[..., 4] = wrap_rotation(g[..., 4] + swap.to(g.dtype) * (math.pi / 2))
     return g
 
 
@@ -75,6 +77,10 @@ def fit_images(
     swappable so the benchmark can fit with the dense reference.
     Stops after ``cfg.steps`` steps, or earlier when the batch's mean PSNR has gained less than
     ``plateau_min_gain_db`` over ``plateau_patience`` steps.
+
+    Adam's betas are parameters because a fit of a dozen steps is far from Adam's usual regime:
+    with beta1 0.9 / beta2 0.999 the momentum overshoots for most of the budget (31.6 dB after 15
+    steps on default images), with 0.7 / 0.99 it does not (34.6 dB, same step count).
     """
     size = images.shape[1]
     init = init_gaussians(images, slots, cfg)
@@ -87,7 +93,7 @@ def fit_images(
         {"params": [log_s], "lr": cfg.lr_scale},
         {"params": [rot], "lr": cfg.lr_rot},
         {"params": [feat], "lr": cfg.lr_feat},
-    ])
+    ], betas=(cfg.adam_beta1, cfg.adam_beta2))
     log_lo = math.log(cfg.min_scale_px / size)
     log_hi = math.log(cfg.max_scale_px / size)
     history: list[float] = []

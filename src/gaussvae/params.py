@@ -57,6 +57,9 @@ class ExtractParams:
     lr_scale: float
     lr_rot: float
     lr_feat: float
+    adam_beta1: float
+    adam_beta2: float
+    init_scale: float
     plateau_patience: int
     plateau_min_gain_db: float
     device: Literal["auto", "cpu", "cuda"]
@@ -75,6 +78,10 @@ class ExtractParams:
                      getattr(self, key))
         _require(self.plateau_patience >= 1, "extract.plateau_patience", "an integer >= 1",
                  self.plateau_patience)
+        for key in ("adam_beta1", "adam_beta2"):
+            _require(0 <= getattr(self, key) < 1, f"extract.{key}", "a number in [0, 1)",
+                     getattr(self, key))
+        _require(self.init_scale > 0, "extract.init_scale", "a number > 0", self.init_scale)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ evaluated only on a ``window`` x ``window`` patch of pixels around its centre: a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,16 @@ TYPES: dict[str, slice] = {
 NUM_CHANNELS = len(CHANNELS)
 # Pixels no Gaussian reaches get colour 0 rather than 0/0.
 _EPS = 1e-8
+
+
+def wrap_rotation(angle: torch.Tensor) -> torch.Tensor:
+    """Angles in radians mapped into [0, pi), the canonical range of ``rot`` (t ~ t + pi).
+
+    ``torch.remainder(-1e-9, pi)`` is pi - 1e-9, which float32 rounds to pi itself (just above
+    math.pi); those are folded to ~0 so the range really is half-open. Differentiable.
+    """
+    wrapped = torch.remainder(angle, math.pi)
+    return torch.where(wrapped >= math.pi, wrapped - math.pi, wrapped)
 
 
 def _frame(gaussians: torch.Tensor, size: int) -> tuple[torch.Tensor, ...]:
