@@ -45,5 +45,25 @@ q combo-ellipse_per_position "${base[@]}" -S normalize.encoding=ellipse \
 q combo-ellipse_per_position_render "${base[@]}" -S normalize.encoding=ellipse \
                             -S normalize.per_position=true -S train.render_loss_weight=50
 
+# One change each from the current default (`combo-ellipse_per_position_render` spelled out).
+default=("${base[@]}" -S normalize.encoding=ellipse -S normalize.per_position=true
+         -S train.render_loss_weight=50)
+# Fit conditioning: the fit before issue 3's tuning (Adam 0.9/0.999 from round Gaussians of 0.6
+# slot spacings, 25 steps): more steps, so Gaussians wander further from their slots.
+q def-fit_before            "${default[@]}" -S extract.steps=25 -S extract.adam_beta1=0.9 \
+                            -S extract.adam_beta2=0.999 -S extract.init_scale=0.6 \
+                            -S extract.lr_scale=0.1 -S extract.lr_rot=0.1 -S extract.lr_feat=0.08
+# KL scaling: the seed averaged KL over latent dims and reconstruction over the N * 8 elements,
+# i.e. its beta is ours times N * 8 / latent_dim = 4096 / 256 = 16.
+q def-kl_seed_scaling       "${default[@]}" -S max_beta=16
+# Architecture width: twice the seed's filters in encoder and decoder.
+q def-wide                  "${default[@]}" -S "train.encoder_filters=[64,128,256]" \
+                            -S "train.decoder_filters=[128,64,32]"
+# Data size upwards (abl-images1000 went downwards): twice the default's images.
+q def-images6000            "${default[@]}" -S prepare.num_images=6000
+
 dvc exp run --run-all --jobs 1
-gaussvae-results --header docs/RESULTS.header.md --out docs/RESULTS.md
+mkdir -p docs/results
+dvc exp show --json --all-commits > docs/results/exp_show.json
+gaussvae-results --json docs/results/exp_show.json --header docs/RESULTS.header.md \
+  --out docs/RESULTS.md

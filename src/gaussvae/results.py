@@ -3,6 +3,9 @@
 Usage (from the repository root, after running experiments):
     gaussvae-results --out docs/RESULTS.md
 which calls `dvc exp show --json` itself; or `gaussvae-results --json exp.json` on a saved copy.
+docs/experiments.sh saves that copy as docs/results/exp_show.json and builds the table from it:
+experiment refs live only in the git repo that ran them (they are not pushed with a branch), so
+the committed copy is what lets a fresh clone regenerate the table without re-running.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 
 # (column title, params or metrics file, dotted key, format)
 PARAM_COLUMNS = [
+    ("images", "prepare.num_images", "{}"),
+    ("fit steps", "extract.steps", "{}"),
     ("arch", "train.arch", "{}"),
     ("latent", "latent_dim", "{}"),
     ("beta", "max_beta", "{:g}"),
