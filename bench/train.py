@@ -15,7 +15,7 @@ import torch
 from gaussvae.atomic import read_json
 from gaussvae.device import resolve_device
 from gaussvae.loss import vae_loss
-from gaussvae.model import GaussianVAE, count_parameters
+from gaussvae.model import build_model, count_parameters
 from gaussvae.normalize import NormStats, normalize
 from gaussvae.params import load_params
 from gaussvae.store import read_gaussians
@@ -36,7 +36,7 @@ def main() -> None:
     stats = NormStats.from_json(read_json(args.stats))
     x = normalize(torch.from_numpy(data.gaussians[data.select("train")]), stats).to(device)
     torch.manual_seed(0)
-    model = GaussianVAE(model_config(params, x.shape[1])).to(device)
+    model = build_model(model_config(params, x.shape[1])).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=t.learning_rate)
     print(f"{t.arch}, {count_parameters(model)} parameters, latent {params.latent_dim}, "
           f"{len(x)} samples, batch {t.batch_size}, device {device}, "

@@ -59,6 +59,12 @@ q def-kl_seed_scaling       "${default[@]}" -S max_beta=16
 # Architecture width: twice the seed's filters in encoder and decoder.
 q def-wide                  "${default[@]}" -S "train.encoder_filters=[64,128,256]" \
                             -S "train.decoder_filters=[128,64,32]"
+# Architecture: 2D convolutions over the slot grid (model.py, GridVAE), so vertical neighbours,
+# 22 indices apart in the sequence, are neighbours. Three stride-2 steps leave a 3x3 map (wider
+# bottleneck to keep 576 values before the latent); two leave 6x6.
+q arch-conv2d_grid          "${default[@]}" -S train.arch=conv2d_grid -S train.bottleneck_channels=64
+q arch-conv2d_grid_depth2   "${default[@]}" -S train.arch=conv2d_grid \
+                            -S "train.encoder_filters=[32,64]" -S "train.decoder_filters=[64,32]"
 # Data size upwards (abl-images1000 went downwards): twice the default's images.
 q def-images6000            "${default[@]}" -S prepare.num_images=6000
 

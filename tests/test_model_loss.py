@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from gaussvae.loss import beta_at, channel_mse, reconstruction, type_losses, vae_loss
-from gaussvae.model import GaussianVAE, VAEConfig, count_parameters
+from gaussvae.model import GaussianVAE, GridVAE, SlotGrid, VAEConfig, build_model, count_parameters
+from gaussvae.ordering import grid_cells
 from gaussvae.params import load_params
 from gaussvae.train import model_config
 from tests.conftest import REPO
@@ -16,9 +17,9 @@ def _cfg(**kw) -> VAEConfig:
     return VAEConfig(**base)
 
 
-@pytest.mark.parametrize("arch", ["conv1d", "resnet_conv1d"])
+@pytest.mark.parametrize("arch", ["conv1d", "resnet_conv1d", "conv2d_grid"])
 def test_shapes_and_mode_is_deterministic(arch):
-    model = GaussianVAE(_cfg(arch=arch)).eval()
+    model = build_model(_cfg(arch=arch)).eval()
     x = torch.randn(3, 64, 8)
     pred, post = model(x, sample=False)
     assert pred.shape == (3, 64, 8) and post.mu.shape == (3, 8)
@@ -34,6 +35,32 @@ def test_encoder_keeps_positions_no_global_pooling():
     y = torch.zeros(1, 64, 8)
     y[0, 40] = 1.0
     assert not torch.allclose(model.encode(x).mu, model.encode(y).mu, atol=1e-4)
+
+
+def test_slot_grid_round_trip_puts_vertical_neighbours_next_to_each_other():
+    n = 512
+    grid = SlotGrid(n, multiple=8)
+    assert (grid.height, grid.width) == (24, 24)  # 23 rows of 22 or 23 slots, padded to 8
+    seq = torch.arange(n, dtype=torch.float32).reshape(1, n, 1)
+    assert torch.equal(grid.to_sequence(grid.to_grid(seq)), seq)
+    img = grid.to_grid(seq)[0, 0]
+    row, col, rows, _ = grid_cells(n)
+    # Slot k and the slot below it (about 22 indices on in the sequence) are vertical
+    # neighbours in the grid.
+    k = 30
+    below = int(((row == row[k] + 1) & (col == col[k])).nonzero()[0][0])
+    assert below - k >= 22 and img[row[k] + 1, col[k]] == below
+    assert float(img[rows:].abs().sum()) == 0.0  # padding rows stay empty
+
+
+def test_grid_vae_encoder_sees_position_and_any_slot_count():
+    model = GridVAE(_cfg(arch="conv2d_grid", num_gaussians=50)).eval()  # 7 rows, uneven
+    x = torch.zeros(1, 50, 8)
+    x[0, 3] = 1.0
+    y = torch.zeros(1, 50, 8)
+    y[0, 40] = 1.0
+    assert not torch.allclose(model.encode(x).mu, model.encode(y).mu, atol=1e-4)
+    assert model(x, sample=False)[0].shape == (1, 50, 8)
 
 
 def test_default_conv1d_parameter_count_matches_the_seed_scale():

@@ -72,6 +72,16 @@ def test_render_loss_trains_and_changes_the_model(tmp_path, tiny_data):
     assert with_render["best"]["val"] != plain["best"]["val"]
 
 
+def test_grid_architecture_trains_saves_and_reloads(tmp_path, tiny_data):
+    _, data, stats = tiny_data
+    paths = _paths(tmp_path)
+    metrics = train(make_params(**{"train.arch": "conv2d_grid"}), data, stats, paths,
+                    torch.device("cpu"))
+    assert np.isfinite(metrics["best"]["val"]["recon"])
+    model, _, _ = load_model(paths.model, torch.device("cpu"))
+    assert type(model).__name__ == "GridVAE"
+
+
 def test_nan_loss_stops_with_epoch_and_step(tmp_path, tiny_data):
     _, data, stats = tiny_data
     data.gaussians = data.gaussians.copy()

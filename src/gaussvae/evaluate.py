@@ -15,7 +15,7 @@ from skimage.metrics import structural_similarity
 
 from gaussvae.codecs import at_budget, psnr_uint8
 from gaussvae.loss import channel_mse, reconstruction, type_losses
-from gaussvae.model import GaussianVAE
+from gaussvae.model import VAE
 from gaussvae.normalize import NormStats, denormalize, normalize
 from gaussvae.render import TYPES, RenderSpec, render, to_valid
 from gaussvae.store import GaussianSet, ImageSet
@@ -106,7 +106,7 @@ def codec_metrics(images: np.ndarray, budget: int) -> dict:
     return out
 
 
-def evaluate_split(model: GaussianVAE, gaussians: GaussianSet, images: ImageSet,
+def evaluate_split(model: VAE, gaussians: GaussianSet, images: ImageSet,
                    stats: NormStats, split: str, weighting: str, device: torch.device) -> dict:
     """All metrics of one split (scalars only, nested by kind)."""
     idx = gaussians.select(split)

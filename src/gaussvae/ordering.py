@@ -14,20 +14,33 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 
-def grid_slots(n: int) -> np.ndarray:
-    """``n`` slot centres (n, 2) in [0, 1]^2, row-major, as evenly spread as ``n`` allows.
+def grid_cells(n: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Row and column (n,) of every slot of ``grid_slots(n)``, and the grid's rows and columns.
 
     ``round(sqrt(n))`` rows; the first ``n mod rows`` rows get one slot more, so 512 slots make
-    23 rows of 22 or 23. Each row's slots are centred in equal cells.
+    23 rows of 22 or 23 (the longest row sets the column count). A 2D model reads slot k at
+    (row[k], col[k]).
     """
     rows = max(1, round(math.sqrt(n)))
     base, extra = divmod(n, rows)
-    out = []
+    row, col = [], []
     for r in range(rows):
         cols = base + (1 if r < extra else 0)
-        y = (r + 0.5) / rows
-        out.extend(((c + 0.5) / cols, y) for c in range(cols))
-    return np.asarray(out, dtype=np.float32)
+        row.extend([r] * cols)
+        col.extend(range(cols))
+    return np.asarray(row), np.asarray(col), rows, base + (1 if extra else 0)
+
+
+def grid_slots(n: int) -> np.ndarray:
+    """``n`` slot centres (n, 2) in [0, 1]^2, row-major, as evenly spread as ``n`` allows.
+
+    Rows as in ``grid_cells``; each row's slots are centred in equal cells.
+    """
+    row, col, rows, _ = grid_cells(n)
+    per_row = np.bincount(row, minlength=rows)
+    x = (col + 0.5) / per_row[row]
+    y = (row + 0.5) / rows
+    return np.stack([x, y], axis=1).astype(np.float32)
 
 
 def grid_order(xy: np.ndarray, slots: np.ndarray) -> np.ndarray:

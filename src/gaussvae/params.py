@@ -96,7 +96,7 @@ class NormalizeParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    arch: Literal["conv1d", "resnet_conv1d"]
+    arch: Literal["conv1d", "resnet_conv1d", "conv2d_grid"]
     encoder_filters: list[int]
     decoder_filters: list[int]
     kernel_size: int

@@ -24,7 +24,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from gaussvae.atomic import atomic_path, write_json
 from gaussvae.loss import beta_at, type_losses, vae_loss
-from gaussvae.model import GaussianVAE, VAEConfig, count_parameters
+from gaussvae.model import VAE, VAEConfig, build_model, count_parameters
 from gaussvae.normalize import NormStats, denormalize, normalize
 from gaussvae.params import Params, as_dict
 from gaussvae.render import RenderSpec, render, to_valid
@@ -65,17 +65,17 @@ def model_config(params: Params, num_gaussians: int) -> VAEConfig:
     )
 
 
-def load_model(path: str | Path, device: torch.device) -> tuple[GaussianVAE, NormStats, dict]:
+def load_model(path: str | Path, device: torch.device) -> tuple[VAE, NormStats, dict]:
     """Rebuild the trained model from models/model.pt alone (config, weights, stats)."""
     blob = torch.load(path, map_location=device, weights_only=False)
-    model = GaussianVAE(VAEConfig.from_dict(blob["model_config"])).to(device)
+    model = build_model(VAEConfig.from_dict(blob["model_config"])).to(device)
     model.load_state_dict(blob["state_dict"])
     model.eval()
     return model, NormStats.from_json(blob["norm_stats"]), blob
 
 
 @torch.no_grad()
-def reconstruct(model: GaussianVAE, x: torch.Tensor, batch: int = 256
+def reconstruct(model: VAE, x: torch.Tensor, batch: int = 256
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Normalized predictions, posterior means and KL (nats/sample) with z = mu."""
     preds, mus, kls = [], [], []
@@ -89,7 +89,7 @@ def reconstruct(model: GaussianVAE, x: torch.Tensor, batch: int = 256
 
 @torch.no_grad()
 def evaluate_split(
-    model: GaussianVAE, x: torch.Tensor, weighting: str, types: dict[str, slice],
+    model: VAE, x: torch.Tensor, weighting: str, types: dict[str, slice],
     batch_size: int = 256,
 ) -> dict[str, float]:
     """Deterministic (z = mu) losses, KL and active units on x (n, N, 8) in model units."""
@@ -146,7 +146,7 @@ def train(
     num_gaussians = data.gaussians.shape[1]
     cfg = model_config(params, num_gaussians)
     torch.manual_seed(t.seed)
-    model = GaussianVAE(cfg).to(device)
+    model = build_model(cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.learning_rate)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=t.lr_factor, patience=t.lr_patience
@@ -284,7 +284,7 @@ def train(
     return metrics
 
 
-def _log_epoch(writer: SummaryWriter, model: GaussianVAE, x_val: torch.Tensor, row: dict,
+def _log_epoch(writer: SummaryWriter, model: VAE, x_val: torch.Tensor, row: dict,
                step: int) -> None:
     writer.add_scalar("train/loss", row["train_loss"], step)
     writer.add_scalar("train/recon", row["train_recon"], step)
@@ -314,7 +314,7 @@ def _write_history(path: Path, history: list[dict]) -> None:
         tmp.write_text("\n".join(lines) + "\n")
 
 
-def _train_metrics(history: list[dict], model: GaussianVAE, x_train: torch.Tensor,
+def _train_metrics(history: list[dict], model: VAE, x_train: torch.Tensor,
                    x_val: torch.Tensor, weighting: str, types: dict[str, slice]) -> dict:
     """Scalars only (DVC drops lists): final epoch's values and the best model's (per-type
     losses in model units, i.e. of the encoded channels; eval.json reports stored channels)."""
