@@ -109,8 +109,26 @@ def _up(cin: int, cout: int, k: int) -> nn.Module:
                          nn.Conv1d(cin, cout, k, padding=k // 2))
 
 
-class GaussianVAE(nn.Module):
-    """VAE over (B, N, 8) normalized Gaussian parameters; the split of pytorch/examples' VAE."""
+class VAE(nn.Module):
+    """encode / reparameterize / decode, the split of pytorch/examples' VAE; subclasses give
+    ``encode(x) -> DiagonalGaussian`` and ``decode(z) -> (B, N, 8)``."""
+
+    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self, x: torch.Tensor, sample: bool = True
+    ) -> tuple[torch.Tensor, DiagonalGaussian]:
+        posterior = self.encode(x)
+        z = posterior.sample() if sample else posterior.mode()
+        return self.decode(z), posterior
+
+
+class GaussianVAE(VAE):
+    """VAE over (B, N, 8) normalized Gaussian parameters as a 1D sequence (conv1d, resnet)."""
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
@@ -157,12 +175,6 @@ class GaussianVAE(nn.Module):
         h = self.from_latent(z).view(z.shape[0], self.cfg.decoder_filters[0], self.dec_len)
         return self.decoder(h).transpose(1, 2)
 
-    def forward(
-        self, x: torch.Tensor, sample: bool = True
-    ) -> tuple[torch.Tensor, DiagonalGaussian]:
-        posterior = self.encode(x)
-        z = posterior.sample() if sample else posterior.mode()
-        return self.decode(z), posterior
 
 
 class SlotGrid(nn.Module):
@@ -190,7 +202,7 @@ class SlotGrid(nn.Module):
         return grid.flatten(2)[:, :, self.cell].transpose(1, 2)
 
 
-class GridVAE(nn.Module):
+class GridVAE(VAE):
     """``conv2d_grid``: the conv1d VAE's layers in 2D over the slot grid (same config keys).
 
     Stride-2 square convolutions of side ``kernel_size`` down to a (bottleneck_channels, H/2^d,
@@ -238,15 +250,6 @@ class GridVAE(nn.Module):
         h = self.from_latent(z).view(z.shape[0], *self.dec_shape)
         return self.grid_out.to_sequence(self.decoder(h))
 
-    def forward(
-        self, x: torch.Tensor, sample: bool = True
-    ) -> tuple[torch.Tensor, DiagonalGaussian]:
-        posterior = self.encode(x)
-        z = posterior.sample() if sample else posterior.mode()
-        return self.decode(z), posterior
-
-
-VAE = GaussianVAE | GridVAE
 
 
 def build_model(cfg: VAEConfig) -> VAE:
