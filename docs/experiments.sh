@@ -56,6 +56,8 @@ q def-fit_before            "${default[@]}" -S extract.steps=25 -S extract.adam_
 # KL scaling: the seed averaged KL over latent dims and reconstruction over the N * 8 elements,
 # i.e. its beta is ours times N * 8 / latent_dim = 4096 / 256 = 16.
 q def-kl_seed_scaling       "${default[@]}" -S max_beta=16
+# Render-loss weight: 4x the default's (the render term is the largest single lever on render dB).
+q def-render_w200           "${default[@]}" -S train.render_loss_weight=200
 # Architecture width: twice the seed's filters in encoder and decoder.
 q def-wide                  "${default[@]}" -S "train.encoder_filters=[64,128,256]" \
                             -S "train.decoder_filters=[128,64,32]"
