@@ -10,7 +10,9 @@ from gaussvae.results import iter_runs, main, render_table, select_runs
 def _run(rev: str, name: str | None, beta: float, rot: float) -> dict:
     return {"rev": rev, "name": name, "data": {
         "params": {"params.yaml": {"data": {"max_beta": beta, "normalize": {"encoding": "raw"}}}},
-        "metrics": {"metrics/eval.json": {"data": {"test": {"loss": {"rot": rot}}}}},
+        "metrics": {"metrics/eval.json": {"data": {"test": {"loss": {"rot": rot}}}},
+                    "metrics/train.json": {"data": {"best": {"train": {"recon": 1.25},
+                                                             "val": {"recon": 2.5}}}}},
     }}
 
 
@@ -31,6 +33,8 @@ def test_table_keeps_workspace_and_named_experiments_once():
     lines = table.splitlines()
     assert len(lines) == 5 and "rot err deg" in lines[0]
     assert "| abl-ellipse |" in lines[3] and "0.500" in lines[3] and "raw" in lines[3]
+    # the train/val reconstruction gap comes from metrics/train.json
+    assert "| 1.25 | 2.50 |" in lines[3]
 
 
 def test_cli_writes_header_and_table(tmp_path):

@@ -44,6 +44,8 @@ METRIC_COLUMNS = [
     ("std scale", "test.std_ratio.scale", "{:.2f}"),
     ("std rot", "test.std_ratio.rot", "{:.2f}"),
     ("std feat", "test.std_ratio.feat", "{:.2f}"),
+    ("recon train", "training.best.train.recon", "{:.2f}"),
+    ("recon val", "training.best.val.recon", "{:.2f}"),
     ("render dB", "test.render.psnr_vs_image", "{:.2f}"),
     ("fit dB", "test.fit.psnr_vs_image", "{:.2f}"),
     ("WebP dB", "test.codec.webp.psnr", "{:.2f}"),
@@ -60,7 +62,7 @@ def _dotted(d: dict, key: str) -> Any:
 
 
 def iter_runs(tree: Any) -> Iterator[tuple[str, dict, dict]]:
-    """(name, params, eval metrics) for every run in `dvc exp show --json` output."""
+    """(name, params, eval metrics + ``training``) for every run in `dvc exp show --json` output."""
     if isinstance(tree, list):
         for item in tree:
             yield from iter_runs(item)
@@ -72,8 +74,12 @@ def iter_runs(tree: Any) -> Iterator[tuple[str, dict, dict]]:
         rev = str(tree.get("rev", ""))
         name = tree.get("name") or data.get("name") or (rev[:7] if len(rev) == 40 else rev)
         params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
-        metrics = (data.get("metrics") or {}).get("metrics/eval.json", {}).get("data", {})
+        files = data.get("metrics") or {}
+        metrics = files.get("metrics/eval.json", {}).get("data", {})
         if metrics:
+            # Training losses (model units) beside the evaluation: the train/val gap.
+            metrics = {**metrics,
+                       "training": files.get("metrics/train.json", {}).get("data", {})}
             yield name, params, metrics
     for key in ("experiments", "revs"):
         if tree.get(key):
