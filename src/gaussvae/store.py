@@ -65,6 +65,11 @@ def _get_attrs(f: h5py.File) -> dict[str, Any]:
     return out
 
 
+def _read_sources(f: h5py.File) -> list[str]:
+    """``source`` as str: h5py returns variable-length strings as bytes."""
+    return [s.decode() if isinstance(s, bytes) else s for s in f["source"][()]]
+
+
 def _common(f: h5py.File, split: np.ndarray, sources: list[str]) -> None:
     d = f.create_dataset("split", data=split.astype(np.uint8), track_times=False)
     d.attrs["names"] = json.dumps(list(SPLITS))
@@ -87,7 +92,7 @@ def read_images(path: str | Path) -> ImageSet:
         return ImageSet(
             images=f["images"][()],
             split=f["split"][()],
-            sources=[s.decode() if isinstance(s, bytes) else s for s in f["source"][()]],
+            sources=_read_sources(f),
             attrs=_get_attrs(f),
         )
 
@@ -113,6 +118,6 @@ def read_gaussians(path: str | Path) -> GaussianSet:
             gaussians=f["gaussians"][()],
             split=f["split"][()],
             psnr=f["psnr"][()],
-            sources=[s.decode() if isinstance(s, bytes) else s for s in f["source"][()]],
+            sources=_read_sources(f),
             attrs=_get_attrs(f),
         )
