@@ -35,6 +35,8 @@ def test_sweep_knobs_are_top_level():
         (lambda r: r["train"].pop("epochs"), "missing key 'train.epochs'"),
         (lambda r: r["prepare"].update(source="folder", folder=None), "prepare.folder must"),
         (lambda r: r.update(train=[1, 2]), "train must be a mapping"),
+        (lambda r: (r["train"].update(arch="conv2d_grid"), r["extract"].update(ordering="morton")),
+         "train.arch conv2d_grid needs extract.ordering grid"),
     ],
 )
 def test_bad_params_give_one_line_error_naming_the_key(edit, message):

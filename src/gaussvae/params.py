@@ -172,6 +172,12 @@ class Params:
                  self.max_beta)
         for section in (self.prepare, self.extract, self.normalize, self.train, self.evaluate):
             section.check()
+        if self.train.arch == "conv2d_grid" and self.extract.ordering != "grid":
+            # Slot k of a Morton sequence has no fixed place on the grid to convolve over.
+            raise ParamsError(
+                "params.yaml: train.arch conv2d_grid needs extract.ordering grid, got "
+                f"{self.extract.ordering!r} (use -S train.arch=conv1d for a Morton sequence)"
+            )
 
 
 def _require(ok: bool, key: str, allowed: str, got: Any) -> None:
