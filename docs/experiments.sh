@@ -12,9 +12,11 @@ budget=(-S "train.epochs=${EPOCHS}" -S "train.beta_warmup_epochs=${WARMUP}")
 # Every row spells out the knobs it depends on, so rows keep their meaning when params.yaml's
 # defaults change. `base` is the pipeline before the issue-6 changes: the seed's model with our
 # fixes to pooling, KL scaling and ordering; ablations change one thing from it.
-seed=(-S train.arch=conv1d -S train.loss_weighting=equal -S normalize.per_position=false
+conv1d=(-S train.arch=conv1d -S "train.encoder_filters=[32,64,128]"
+        -S "train.decoder_filters=[64,32,16]" -S train.bottleneck_channels=16)
+seed=("${conv1d[@]}" -S train.loss_weighting=equal -S normalize.per_position=false
       -S normalize.encoding=raw -S train.render_loss_weight=0)
-base=(-S train.arch=conv1d -S train.loss_weighting=per_type -S normalize.per_position=false
+base=("${conv1d[@]}" -S train.loss_weighting=per_type -S normalize.per_position=false
       -S normalize.encoding=raw -S train.render_loss_weight=0 -S latent_dim=256 -S max_beta=1.0)
 
 q() { dvc exp run --queue -n "$1" "${@:2}" "${budget[@]}"; }
