@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -63,9 +65,12 @@ def test_grid_vae_encoder_sees_position_and_any_slot_count():
     assert model(x, sample=False)[0].shape == (1, 50, 8)
 
 
-def test_default_conv1d_parameter_count_matches_the_seed_scale():
+def test_seed_conv1d_parameter_count_matches_the_seed_scale():
     params = load_params(REPO / "params.yaml")
-    model = GaussianVAE(model_config(params, params.extract.num_gaussians))
+    seed_train = dataclasses.replace(params.train, arch="conv1d", encoder_filters=[32, 64, 128],
+                                     decoder_filters=[64, 32, 16])
+    seed = dataclasses.replace(params, train=seed_train)
+    model = GaussianVAE(model_config(seed, params.extract.num_gaussians))
     assert 1.4e6 < count_parameters(model) < 1.9e6  # seed: about 1.6M at latent 256
 
 
