@@ -69,12 +69,15 @@ q def-wide                  "${default[@]}" -S "train.encoder_filters=[64,128,25
 q arch-conv2d_grid          "${default[@]}" -S train.arch=conv2d_grid -S train.bottleneck_channels=64
 q arch-conv2d_grid_depth2   "${default[@]}" -S train.arch=conv2d_grid \
                             -S "train.encoder_filters=[32,64]" -S "train.decoder_filters=[64,32]"
-# The new default (after the rows above): arch-conv2d_grid_depth2 spelled out, and one change
-# from it.
+# The 2D model (arch-conv2d_grid_depth2 spelled out) and one change from it; the first default
+# with the 2D model. grid2d-depth1 then won and is the default now.
 grid2d=("${default[@]}" -S train.arch=conv2d_grid -S "train.encoder_filters=[32,64]"
         -S "train.decoder_filters=[64,32]" -S train.bottleneck_channels=16)
 q grid2d-render_w200        "${grid2d[@]}" -S train.render_loss_weight=200
 q grid2d-images6000         "${grid2d[@]}" -S prepare.num_images=6000
+q grid2d-depth1             "${grid2d[@]}" -S "train.encoder_filters=[32]" -S "train.decoder_filters=[32]"
+q grid2d-wide               "${grid2d[@]}" -S "train.encoder_filters=[64,128]" \
+                            -S "train.decoder_filters=[128,64]"
 # Data size upwards (abl-images1000 went downwards): twice the default's images.
 q def-images6000            "${default[@]}" -S prepare.num_images=6000
 

@@ -23,6 +23,7 @@ PARAM_COLUMNS = [
     ("images", "prepare.num_images", "{}"),
     ("fit steps", "extract.steps", "{}"),
     ("arch", "train.arch", "{}"),
+    ("enc filters", "train.encoder_filters", "{}"),
     ("latent", "latent_dim", "{}"),
     ("beta", "max_beta", "{:g}"),
     ("weighting", "train.loss_weighting", "{}"),
