@@ -42,6 +42,9 @@ def test_training_writes_everything_and_is_deterministic(tmp_path, tiny_data):
         paths = _paths(tmp_path / name)
         runs.append(train(params, data, stats, paths, torch.device("cpu")))
     assert runs[0] == runs[1]
+    # byte-identical model files, so DVC sees an unchanged output after an identical rerun
+    model_bytes = [(tmp_path / name / "model.pt").read_bytes() for name in ("a", "b")]
+    assert model_bytes[0] == model_bytes[1]
     paths = _paths(tmp_path / "a")
     assert paths.model.exists() and paths.checkpoint.exists()
     assert any(p.name.startswith("events.out.tfevents") for p in paths.log_dir.iterdir())

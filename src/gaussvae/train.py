@@ -10,6 +10,7 @@ loss rises by design while beta ramps up.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
@@ -18,6 +19,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
@@ -110,9 +112,21 @@ def _config_hash(params: Params, stats: NormStats, n_train: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
+def save_torch(path: str | Path, obj: Any) -> None:
+    """torch.save, atomically and byte-stable.
+
+    torch.save to a path names the archive's top folder after the file, and atomic_path's
+    temporary name is random, so the same model gave different bytes (and a new DVC hash) on
+    every run; saved through a buffer the folder is always "archive".
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getvalue())
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    save_torch(path, state)
 
 
 def _dist_info() -> tuple[int, int]:
@@ -273,9 +287,8 @@ def train(
 
     assert best_state is not None, "training ran no epoch"
     model.load_state_dict(best_state)
-    with atomic_path(paths.model) as tmp:
-        torch.save({"model_config": cfg.to_dict(), "state_dict": best_state,
-                    "norm_stats": stats.to_json(), "params": as_dict(params)}, tmp)
+    save_torch(paths.model, {"model_config": cfg.to_dict(), "state_dict": best_state,
+                             "norm_stats": stats.to_json(), "params": as_dict(params)})
     _write_history(paths.history, history)
     metrics = _train_metrics(history, model, x_train, x_val, t.loss_weighting, stats.types)
     metrics["parameters"] = count_parameters(model)
