@@ -125,10 +125,6 @@ def save_torch(path: str | Path, obj: Any) -> None:
         tmp.write_bytes(buffer.getvalue())
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    save_torch(path, state)
-
-
 def _dist_info() -> tuple[int, int]:
     """(rank, world size) under torchrun; (0, 1) for a plain single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -265,7 +261,7 @@ def train(
             on_epoch(epoch + 1, row)
         # --- checkpoint
         if main:
-            _save_checkpoint(paths.checkpoint, {
+            save_torch(paths.checkpoint, {
                 "config_hash": config_hash, "epoch": epoch + 1, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "best": best, "bad_epochs": bad_epochs, "history": history,
