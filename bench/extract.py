@@ -22,7 +22,7 @@ from gaussvae.fit import fit_images
 from gaussvae.ordering import grid_slots
 from gaussvae.params import load_params
 from gaussvae.prepare import prepare_images
-from gaussvae.render import render_autograd, render_dense
+from gaussvae.reference_render import render_autograd, render_dense
 
 
 def main() -> None:
@@ -32,23 +32,22 @@ def main() -> None:
     parser.add_argument("--dense-images", type=int, default=16)
     args = parser.parse_args()
     params = load_params(args.params)
-    cfg = params.extract
-    prep = params.prepare.__class__(**{**params.prepare.__dict__, "num_images": args.images,
-                                       "source": "synthetic"})
+    settings = params.extract
+    prep = params.prepare.model_copy(update={"num_images": args.images, "source": "synthetic"})
     images = prepare_images(prep)
     device = torch.device("cpu")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.images} images "
-          f"{prep.image_size}x{prep.image_size}, {cfg.num_gaussians} Gaussians, "
-          f"{cfg.steps} steps, batch {cfg.batch_size}, window {cfg.window}, ordering "
-          f"{cfg.ordering}")
+          f"{prep.image_size}x{prep.image_size}, {settings.num_gaussians} Gaussians, "
+          f"{settings.steps} steps, batch {settings.batch_size}, window {settings.window}, "
+          f"ordering {settings.ordering}")
 
     # Warm-up (thread pool, allocator, first-call dispatch) so neither timed run pays for it.
-    warm = dataclasses.replace(images, images=images.images[: cfg.batch_size],
-                               split=images.split[: cfg.batch_size],
-                               sources=images.sources[: cfg.batch_size])
-    extract(warm, cfg, device)
+    warm = dataclasses.replace(images, images=images.images[: settings.batch_size],
+                               split=images.split[: settings.batch_size],
+                               sources=images.sources[: settings.batch_size])
+    extract(warm, settings, device)
     start = time.perf_counter()
-    result = extract(images, cfg, device)
+    result = extract(images, settings, device)
     seconds = time.perf_counter() - start
     ips = args.images / seconds
     print(f"windowed extract (fit + ordering): {ips:.1f} images/s, mean PSNR "
@@ -56,8 +55,9 @@ def main() -> None:
           f"min {result.psnr.min():.2f})")
 
     # The settings this project shipped before the fit was tuned: Adam's usual betas.
-    baseline = dataclasses.replace(cfg, steps=25, adam_beta1=0.9, adam_beta2=0.999,
-                                   init_scale=0.6, lr_scale=0.1, lr_rot=0.1, lr_feat=0.08)
+    baseline = settings.model_copy(update=dict(steps=25, adam_beta1=0.9, adam_beta2=0.999,
+                                          init_scale=0.6, lr_scale=0.1, lr_rot=0.1,
+                                          lr_feat=0.08))
     start = time.perf_counter()
     base = extract(images, baseline, device)
     base_ips = args.images / (time.perf_counter() - start)
@@ -66,7 +66,7 @@ def main() -> None:
     print(f"default / baseline images/s: {ips / base_ips:.2f}x at "
           f"{result.psnr.mean() - base.psnr.mean():+.2f} dB")
 
-    slots = torch.from_numpy(grid_slots(cfg.num_gaussians))
+    slots = torch.from_numpy(grid_slots(settings.num_gaussians))
     n = args.dense_images
     pixels = torch.from_numpy(images.images[:n]).float() / 255.0
     timings = {}
@@ -75,7 +75,7 @@ def main() -> None:
     for name, fn in renderers:
         kw = {} if fn is None else {"renderer": fn}
         t0 = time.perf_counter()
-        r = fit_images(pixels, slots, cfg, **kw)
+        r = fit_images(pixels, slots, settings, **kw)
         timings[name] = (time.perf_counter() - t0) / r.steps
         print(f"{name:9s} fit of {n} images: {timings[name] * 1000:.1f} ms/step, "
               f"mean PSNR {r.psnr.mean():.2f} dB")

@@ -1,8 +1,9 @@
-"""Benchmark: training throughput and the share of step time spent outside forward/backward.
+"""Benchmark: training throughput and the share of step time spent outside the step.
 
 Trains the configured model for a few epochs on data/gaussians.h5 (run `dvc repro normalize`
-first) with the same in-memory batching as the train stage, timing forward+backward+update
-separately from the whole epoch. Usage: python bench/train.py [--epochs 3]
+first) with the train stage's own objective (render term included) and ``train_step``, timing
+the steps separately from the whole epoch (batching, logging).
+Usage: python bench/train.py [--epochs 3]
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import torch
 
 from gaussvae.atomic import read_json
 from gaussvae.device import resolve_device
-from gaussvae.loss import vae_loss
-from gaussvae.model import build_model, count_parameters
+from gaussvae.loss import beta_at
+from gaussvae.model import VAEConfig, build_model, count_parameters
 from gaussvae.normalize import NormStats, normalize
 from gaussvae.params import load_params
 from gaussvae.store import read_gaussians
-from gaussvae.train import model_config
+from gaussvae.train import make_objective, train_step
 
 
 def main() -> None:
@@ -34,35 +35,40 @@ def main() -> None:
     device = resolve_device(t.device)
     data = read_gaussians(args.gaussians)
     stats = NormStats.from_json(read_json(args.stats))
-    x = normalize(torch.from_numpy(data.gaussians[data.select("train")]), stats).to(device)
+    fitted = torch.from_numpy(data.gaussians[data.select("train")]).to(device)
+    x = normalize(fitted, stats)
     torch.manual_seed(0)
-    model = build_model(model_config(params, x.shape[1])).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=t.learning_rate)
+    model = build_model(VAEConfig.from_params(params, x.shape[1])).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=t.learning_rate)
+    objective = make_objective(params, data, stats)
+    pixels = None if objective.render is None else objective.render.targets(fitted)
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    beta = beta_at(t.beta_warmup_epochs, params.max_beta, t.beta_warmup_epochs)
     print(f"{t.arch}, {count_parameters(model)} parameters, latent {params.latent_dim}, "
-          f"{len(x)} samples, batch {t.batch_size}, device {device}, "
+          f"{len(x)} samples, batch {t.batch_size}, render term "
+          f"{'on' if objective.render else 'off'}, device {device}, "
           f"{torch.get_num_threads()} threads")
     compute = total = 0.0
     samples = 0
+    model.train()
     for _ in range(args.epochs):
         t0 = time.perf_counter()
         perm = torch.randperm(len(x))
         for start in range(0, len(x), t.batch_size):
-            batch = x[perm[start:start + t.batch_size].to(device)]
+            idx = perm[start:start + t.batch_size].to(device)
+            batch, target = x[idx], None if pixels is None else pixels[idx]
             if device.type == "cuda":
                 torch.cuda.synchronize()
             c0 = time.perf_counter()
-            pred, post = model(batch)
-            loss, _, _ = vae_loss(pred, batch, post.kl(), params.max_beta, t.loss_weighting)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            train_step(model, optimizer, scaler, batch, target, objective, beta, amp)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             compute += time.perf_counter() - c0
             samples += len(batch)
         total += time.perf_counter() - t0
-    print(f"{samples / total:.0f} samples/s; forward/backward/update {compute:.2f}s of "
-          f"{total:.2f}s; outside: {100 * (1 - compute / total):.1f}% of step time")
+    print(f"{samples / total:.0f} samples/s; train_step {compute:.2f}s of {total:.2f}s; "
+          f"outside: {100 * (1 - compute / total):.1f}% of epoch time")
 
 
 if __name__ == "__main__":

@@ -31,10 +31,10 @@ def main() -> None:
         write_gaussians(args.out, merge([read_gaussians(p) for p in args.merge]))
         print(f"merged {len(args.merge)} shards into {args.out}")
         return
-    cfg = load_params(args.params).extract
+    settings = load_params(args.params).extract
     k, n = (int(v) for v in args.shard.split("/"))
     images = read_images(args.images)
-    device = resolve_device(cfg.device)
+    device = resolve_device(settings.device)
     total = len(range(k * len(images.images) // n, (k + 1) * len(images.images) // n))
     psnrs: list[float] = []
     start = time.perf_counter()
@@ -45,7 +45,7 @@ def main() -> None:
             bar.update(done)
             bar.set_postfix(psnr=f"{np.mean(psnrs):.2f}dB")
 
-        result = extract(images, cfg, device, shard=(k, n), on_batch=on_batch)
+        result = extract(images, settings, device, shard=(k, n), on_batch=on_batch)
     seconds = time.perf_counter() - start
     write_gaussians(args.out, result)
     if args.metrics:

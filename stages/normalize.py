@@ -14,10 +14,10 @@ def main() -> None:
     parser.add_argument("--gaussians", required=True, help="input HDF5 (data/gaussians.h5)")
     parser.add_argument("--out", required=True, help="output JSON (data/norm_stats.json)")
     args = parser.parse_args()
-    cfg = load_params(args.params).normalize
+    settings = load_params(args.params).normalize
     data = read_gaussians(args.gaussians)
-    stats = compute_stats(data.gaussians[data.select("train")], cfg.min_std, cfg.per_position,
-                          cfg.encoding)
+    stats = compute_stats(data.gaussians[data.select("train")], settings.min_std,
+                          settings.per_position, settings.encoding)
     write_json(args.out, stats.to_json())
     print(f"wrote statistics of {len(data.select('train'))} training images to {args.out}")
 

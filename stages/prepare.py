@@ -14,10 +14,10 @@ def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--out", required=True, help="output HDF5 (data/images.h5)")
     args = parser.parse_args()
-    cfg = load_params(args.params).prepare
-    total = cfg.num_images if cfg.source == "synthetic" else None
+    settings = load_params(args.params).prepare
+    total = settings.num_images if settings.source == "synthetic" else None
     with tqdm(total=total, desc="prepare", unit="img") as bar:
-        images = prepare_images(cfg, on_image=bar.update)
+        images = prepare_images(settings, on_image=bar.update)
     write_images(args.out, images)
     skipped = images.attrs["skipped"]
     print(f"wrote {len(images.images)} images to {args.out}; skipped {len(skipped)}")

@@ -42,11 +42,6 @@ def make_params(**overrides: Any) -> Params:
     return parse_params(raw)
 
 
-@pytest.fixture
-def tiny_params() -> Params:
-    return make_params()
-
-
 @pytest.fixture(scope="session")
 def tiny_images() -> ImageSet:
     return prepare_images(make_params().prepare)

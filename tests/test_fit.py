@@ -3,8 +3,9 @@ import math
 import torch
 
 from gaussvae.fit import canonicalize, fit_images, init_gaussians
+from gaussvae.layout import wrap_rotation
 from gaussvae.ordering import grid_slots
-from gaussvae.render import psnr, render, wrap_rotation
+from gaussvae.render import psnr, render
 from tests.conftest import make_params
 
 

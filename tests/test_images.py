@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gaussvae.images import ImageSourceError, load_folder
+from gaussvae.errors import ImageSourceError
+from gaussvae.images import load_folder
 from gaussvae.prepare import assign_splits
 
 

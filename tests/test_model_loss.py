@@ -1,13 +1,19 @@
-import dataclasses
-
 import pytest
 import torch
 
-from gaussvae.loss import beta_at, channel_mse, reconstruction, type_losses, vae_loss
-from gaussvae.model import GaussianVAE, GridVAE, SlotGrid, VAEConfig, build_model, count_parameters
+from gaussvae.layout import TYPES
+from gaussvae.loss import Objective, beta_at, channel_mse, reconstruction, type_losses
+from gaussvae.model import (
+    MODELS,
+    GaussianVAE,
+    GridVAE,
+    SlotGrid,
+    VAEConfig,
+    build_model,
+    count_parameters,
+)
 from gaussvae.ordering import grid_cells
-from gaussvae.params import load_params
-from gaussvae.train import model_config
+from gaussvae.params import Arch, allowed, load_params
 from tests.conftest import REPO
 
 
@@ -65,20 +71,16 @@ def test_grid_vae_encoder_sees_position_and_any_slot_count():
     assert model(x, sample=False)[0].shape == (1, 50, 8)
 
 
-def test_seed_conv1d_parameter_count_matches_the_seed_scale():
+def test_original_conv1d_parameter_count_matches_the_original_scale():
     params = load_params(REPO / "params.yaml")
-    seed_train = dataclasses.replace(params.train, arch="conv1d", encoder_filters=[32, 64, 128],
-                                     decoder_filters=[64, 32, 16])
-    seed = dataclasses.replace(params, train=seed_train)
-    model = GaussianVAE(model_config(seed, params.extract.num_gaussians))
-    assert 1.4e6 < count_parameters(model) < 1.9e6  # seed: about 1.6M at latent 256
+    original = params.model_copy(update={"train": params.train.model_copy(update={
+        "arch": "conv1d", "encoder_filters": [32, 64, 128], "decoder_filters": [64, 32, 16]})})
+    model = GaussianVAE(VAEConfig.from_params(original, params.extract.num_gaussians))
+    assert 1.4e6 < count_parameters(model) < 1.9e6  # the original GaussVAE: about 1.6M at 256
 
 
-def test_bad_model_config_raises_naming_the_field():
-    with pytest.raises(ValueError, match="num_gaussians"):
-        _cfg(num_gaussians=30)
-    with pytest.raises(ValueError, match="arch"):
-        _cfg(arch="transformer")
+def test_every_allowed_architecture_has_a_model():
+    assert set(MODELS) == set(allowed(Arch))
 
 
 def test_logvar_is_clamped():
@@ -90,16 +92,16 @@ def test_logvar_is_clamped():
 def test_per_type_weighting_is_the_seed_formula():
     per_channel = torch.tensor([1.0, 2.0, 3.0, 5.0, 7.0, 1.0, 2.0, 6.0])
     expected = (1 + 2) / 2 + (3 + 5) / 2 + 7 / 1 + (1 + 2 + 6) / 3
-    assert torch.isclose(reconstruction(per_channel, "per_type"), torch.tensor(expected))
-    assert torch.isclose(reconstruction(per_channel, "equal"), per_channel.mean())
-    t = type_losses(per_channel)
+    assert torch.isclose(reconstruction(per_channel, "per_type", TYPES), torch.tensor(expected))
+    assert torch.isclose(reconstruction(per_channel, "equal", TYPES), per_channel.mean())
+    t = type_losses(per_channel, TYPES)
     assert float(t["feat"]) == pytest.approx(3.0)
 
 
 def test_predicting_the_mean_scores_one_per_type():
     x = torch.randn(64, 128, 8)
     x = (x - x.mean(dim=(0, 1))) / x.std(dim=(0, 1), unbiased=False)
-    losses = type_losses(channel_mse(torch.zeros_like(x), x))
+    losses = type_losses(channel_mse(torch.zeros_like(x), x), TYPES)
     for v in losses.values():
         assert float(v) == pytest.approx(1.0, abs=1e-4)
 
@@ -110,5 +112,15 @@ def test_beta_warms_up_linearly_and_kl_is_scaled_per_element():
     assert beta_at(50, 0.5, 10) == 0.5
     assert beta_at(0, 0.5, 0) == 0.5
     x = torch.zeros(2, 16, 8)
-    total, recon, _ = vae_loss(x, x, torch.tensor([128.0, 128.0]), 1.0, "equal")
+    total, recon, _ = Objective("equal", TYPES, None)(x, x, torch.tensor([128.0, 128.0]), 1.0)
     assert float(recon) == 0.0 and float(total) == pytest.approx(1.0)  # 128 nats / 128 elements
+
+
+def test_per_type_weighting_follows_the_encoding_the_model_sees():
+    from gaussvae.encoding import ELLIPSE_TYPES
+
+    per_channel = torch.tensor([1.0, 2.0, 3.0, 5.0, 7.0, 1.0, 2.0, 6.0])
+    # ellipse: xy (2), scale = log_size (1), rot = the ellipse vector (2), feat (3)
+    expected = (1 + 2) / 2 + 3 / 1 + (5 + 7) / 2 + (1 + 2 + 6) / 3
+    assert float(reconstruction(per_channel, "per_type", ELLIPSE_TYPES)) == pytest.approx(expected)
+    assert float(type_losses(per_channel, ELLIPSE_TYPES)["rot"]) == pytest.approx(6.0)

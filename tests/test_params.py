@@ -3,7 +3,8 @@ import copy
 import pytest
 import yaml
 
-from gaussvae.params import ParamsError, load_params, parse_params
+from gaussvae.errors import ParamsError
+from gaussvae.params import load_params, parse_params
 from tests.conftest import REPO, tiny_raw_params
 
 
@@ -37,6 +38,18 @@ def test_sweep_knobs_are_top_level():
         (lambda r: r.update(train=[1, 2]), "train must be a mapping"),
         (lambda r: (r["train"].update(arch="conv2d_grid"), r["extract"].update(ordering="morton")),
          "train.arch conv2d_grid needs extract.ordering grid"),
+        (lambda r: (r["train"].update(arch="conv1d"), r["extract"].update(num_gaussians=30)),
+         "extract.num_gaussians (30) must be divisible by 2**2"),
+        (lambda r: r["extract"].update(min_scale_px=3.0, max_scale_px=2.0),
+         "extract.min_scale_px must be below extract.max_scale_px"),
+        (lambda r: r["train"].update(encoder_filters=[]),
+         "train.encoder_filters must be a non-empty"),
+        (lambda r: r["train"].update(encoder_filters=[8, 1.5]),
+         "train.encoder_filters[1] must be an integer, got 1.5"),
+        (lambda r: r["normalize"].update(per_position="yes"),
+         "normalize.per_position must be true or false"),
+        (lambda r: r["prepare"].update(val_fraction=0.5),
+         "prepare.val_fraction must be a number in"),
     ],
 )
 def test_bad_params_give_one_line_error_naming_the_key(edit, message):

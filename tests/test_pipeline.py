@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,13 @@ def test_repro_then_experiment_then_metrics_diff(repo):
     assert events and events[0].stat().st_size > 0
     status = _run(["dvc", "status"], work, env)
     assert "up to date" in status, status
+    # `dvc plots show` draws each picture and each curve once.
+    _run(["dvc", "plots", "show", "-o", "shown"], work, env)
+    page = (work / "shown" / "index.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) == 3 and len(set(images)) == 3, images
+    divs = re.findall(r'<div id = "([^"]+)"', page)
+    assert len(divs) == len(set(divs)) == 4, divs
     baseline = json.loads((work / "metrics/eval.json").read_text())
 
     _run(["git", "add", "-A"], work, env)

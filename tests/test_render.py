@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from gaussvae.render import psnr, render, render_autograd, render_dense
+from gaussvae.reference_render import render_autograd, render_dense
+from gaussvae.render import psnr, render
 
 
 def _random_gaussians(b: int, n: int, sigma: tuple[float, float], seed: int = 0,

@@ -11,10 +11,12 @@ import torch
 import yaml
 
 from gaussvae.atomic import write_json
+from gaussvae.errors import TrainingDiverged
 from gaussvae.extract import extract
+from gaussvae.model import load_model
 from gaussvae.normalize import compute_stats
 from gaussvae.store import read_gaussians, write_gaussians
-from gaussvae.train import TrainingDiverged, TrainPaths, load_model, train
+from gaussvae.train import TrainPaths, train
 from tests.conftest import REPO, make_params, tiny_raw_params
 
 

@@ -1,4 +1,4 @@
-"""GaussVAE: images -> 2D Gaussian splats -> Conv1D VAE latent codes, as a DVC pipeline."""
+"""GaussVAE: images -> 2D Gaussian splats -> convolutional VAE latent codes, as a DVC pipeline."""
 
 from importlib.metadata import PackageNotFoundError, version
 

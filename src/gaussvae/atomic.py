@@ -1,4 +1,5 @@
-"""Atomic file writes: a stage interrupted mid-write leaves no half file for DVC to cache."""
+"""Writing outputs: atomically (a stage interrupted mid-write leaves no half file for DVC to
+cache), as JSON with stable bytes, with metrics rounded."""
 
 from __future__ import annotations
 
@@ -37,3 +38,11 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def rounded(obj: Any, digits: int) -> Any:
+    """``obj`` with every float, at any depth of dicts, rounded to ``digits`` decimals: metrics
+    files keep the digits that mean something and stay diff-friendly."""
+    if isinstance(obj, dict):
+        return {k: rounded(v, digits) for k, v in obj.items()}
+    return round(obj, digits) if isinstance(obj, float) else obj

@@ -7,12 +7,10 @@ import logging
 import sys
 from collections.abc import Callable
 
-from gaussvae.images import ImageSourceError
-from gaussvae.params import ParamsError
-from gaussvae.train import TrainingDiverged
+from gaussvae.errors import UserError
 
 # Errors whose message is written for users: printed as one line, exit code 2, no traceback.
-USER_ERRORS = (ParamsError, ImageSourceError, TrainingDiverged, FileNotFoundError)
+USER_ERRORS = (UserError, FileNotFoundError)
 
 
 def stage_parser(description: str) -> argparse.ArgumentParser:

@@ -1,9 +1,9 @@
 """How a Gaussian's shape is presented to the VAE: the stored channels, or an ellipse vector.
 
-The stored shape (scale_x, scale_y, rot) is a poor regression target (DESIGN.md 2): rot wraps
-around at pi, so 0.01 and 3.13 are the same ellipse yet far apart in MSE; and an isotropic
-Gaussian's rot is arbitrary, so it is noise no encoder can predict. Under MSE both make the
-best guess for rot the mean, which is the seed's "rot stuck at 1.0".
+The stored shape (scale_x, scale_y, rot) is a poor regression target: rot wraps around at pi,
+so 0.01 and 3.13 are the same ellipse yet far apart in MSE; and an isotropic Gaussian's rot is
+arbitrary, so it is noise no encoder can predict. Under MSE both make the best guess for rot
+the mean, which is why the original GaussVAE's rotation loss sat at 1.0 ("predicts the mean").
 
 ``ellipse`` replaces the three shape channels by a point in the plane of shapes:
   log_size        = (log scale_x + log scale_y) / 2
@@ -15,13 +15,18 @@ Gaussian gives e = 0 whatever its stored rot. Decoding is exact for canonical Ga
 Types for the per-type loss: xy (x, y), scale (log_size), rot (e_cos, e_sin: orientation and
 elongation together), feat (r, g, b). Evaluation decodes back to stored channels, so reported
 losses are comparable across encodings.
+
+Functions take numpy arrays or torch tensors (array API), so the normalize stage computes its
+statistics without loading torch while training differentiates through the same code.
 """
 
 from __future__ import annotations
 
-import torch
+from typing import Any
 
-from gaussvae.render import CHANNELS, TYPES, wrap_rotation
+from array_api_compat import array_namespace
+
+from gaussvae.layout import CHANNELS, TYPES, wrap_rotation
 
 ENCODINGS = ("raw", "ellipse")
 
@@ -51,19 +56,20 @@ def types(name: str) -> dict[str, slice]:
     return TYPES if name == "raw" else ELLIPSE_TYPES
 
 
-def encode(g: torch.Tensor, name: str) -> torch.Tensor:
+def encode(g: Any, name: str) -> Any:
     """Stored Gaussians (..., 8) -> encoded (..., 8)."""
     _check(name)
     if name == "raw":
         return g
-    log_x, log_y = torch.log(g[..., 2:3]), torch.log(g[..., 3:4])
+    xp = array_namespace(g)
+    log_x, log_y = xp.log(g[..., 2:3]), xp.log(g[..., 3:4])
     half_diff = (log_x - log_y) / 2
     angle = 2 * g[..., 4:5]
-    return torch.cat([g[..., 0:2], (log_x + log_y) / 2, half_diff * torch.cos(angle),
-                      half_diff * torch.sin(angle), g[..., 5:8]], dim=-1)
+    return xp.concat([g[..., 0:2], (log_x + log_y) / 2, half_diff * xp.cos(angle),
+                      half_diff * xp.sin(angle), g[..., 5:8]], axis=-1)
 
 
-def decode(e: torch.Tensor, name: str) -> torch.Tensor:
+def decode(e: Any, name: str) -> Any:
     """Encoded (..., 8) -> stored Gaussians (..., 8), canonical for ``ellipse``; differentiable.
 
     At e = 0 (an isotropic Gaussian) rot is 0; the norm and the angle are computed so their
@@ -72,10 +78,11 @@ def decode(e: torch.Tensor, name: str) -> torch.Tensor:
     _check(name)
     if name == "raw":
         return e
+    xp = array_namespace(e)
     e_cos, e_sin = e[..., 3:4], e[..., 4:5]
-    half_diff = torch.sqrt(e_cos**2 + e_sin**2 + 1e-12)
+    half_diff = xp.sqrt(e_cos**2 + e_sin**2 + 1e-12)
     flat = (e_cos == 0) & (e_sin == 0)
-    safe_cos = torch.where(flat, torch.ones_like(e_cos), e_cos)
-    rot = wrap_rotation(torch.atan2(e_sin, safe_cos) / 2)
-    return torch.cat([e[..., 0:2], torch.exp(e[..., 2:3] + half_diff),
-                      torch.exp(e[..., 2:3] - half_diff), rot, e[..., 5:8]], dim=-1)
+    safe_cos = xp.where(flat, xp.ones_like(e_cos), e_cos)
+    rot = wrap_rotation(xp.atan2(e_sin, safe_cos) / 2)
+    return xp.concat([e[..., 0:2], xp.exp(e[..., 2:3] + half_diff),
+                      xp.exp(e[..., 2:3] - half_diff), rot, e[..., 5:8]], axis=-1)

@@ -1,6 +1,6 @@
 """Stage 'evaluate': parameter-space and render-space quality of the trained VAE, z = mu.
 
-Parameter-space losses alone mislead (DESIGN.md 4: losses of 0.05 rendered at 16 dB), so the
+Parameter-space losses alone mislead (small parameter errors can be large pixel errors), so the
 decoded Gaussians are rendered and compared with the original image and with the render of the
 fitted Gaussians (the ceiling), next to WebP and JPEG at the latent's byte budget.
 """
@@ -8,18 +8,23 @@ fitted Gaussians (the ceiling), next to WebP and JPEG at the latent's byte budge
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
+from gaussvae.atomic import rounded
 from gaussvae.codecs import at_budget, psnr_uint8
-from gaussvae.loss import channel_mse, reconstruction, type_losses
-from gaussvae.model import VAE
+from gaussvae.errors import StaleFileError
+from gaussvae.layout import TYPES
+from gaussvae.model import VAE, reconstruct
 from gaussvae.normalize import NormStats, denormalize, normalize
-from gaussvae.render import TYPES, RenderSpec, render, to_valid
+from gaussvae.params import EvaluateParams
+from gaussvae.plots import image_grid, save_png, square_grid, type_loss_bars
+from gaussvae.render import RenderSpec, render, to_valid
+from gaussvae.scores import parameter_scores
 from gaussvae.store import GaussianSet, ImageSet
-from gaussvae.train import ACTIVE_VARIANCE, reconstruct
 
 # Bytes per latent value when the code is stored as float16.
 LATENT_BYTES_PER_DIM = 2
@@ -41,26 +46,15 @@ def _ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(structural_similarity(a, b, channel_axis=-1, data_range=255))
 
 
-def _image_scores(pred: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
-    """Mean PSNR (dB) and SSIM over a set of uint8 images."""
-    psnrs = [psnr_uint8(p, r) for p, r in zip(pred, ref, strict=True)]
+def _mean_psnr(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Mean PSNR (dB) over a set of uint8 images."""
+    return float(np.mean([psnr_uint8(p, r) for p, r in zip(pred, ref, strict=True)]))
+
+
+def _image_scores(pred: np.ndarray, ref: np.ndarray, suffix: str = "") -> dict[str, float]:
+    """Mean PSNR (dB) and SSIM over a set of uint8 images, keyed psnr<suffix>, ssim<suffix>."""
     ssims = [_ssim(p, r) for p, r in zip(pred, ref, strict=True)]
-    return float(np.mean(psnrs)), float(np.mean(ssims))
-
-
-def parameter_metrics(pred: torch.Tensor, target: torch.Tensor, mu: torch.Tensor,
-                      kl: torch.Tensor, weighting: str) -> dict:
-    """Per-type losses, weighted total, KL, active units and std ratios (normalized units)."""
-    per_channel = channel_mse(pred, target)
-    losses = {k: float(v) for k, v in type_losses(per_channel).items()}
-    losses["total"] = float(reconstruction(per_channel, weighting))
-    std_ratio = {}
-    for name, s in TYPES.items():
-        t_std = target[..., s].std()
-        std_ratio[name] = float(pred[..., s].std() / t_std) if t_std > 0 else 0.0
-    var = mu.var(dim=0) if len(mu) > 1 else torch.zeros(mu.shape[1])
-    return {"loss": losses, "kl_nats": float(kl.mean()),
-            "active_units": int((var > ACTIVE_VARIANCE).sum()), "std_ratio": std_ratio}
+    return {f"psnr{suffix}": _mean_psnr(pred, ref), f"ssim{suffix}": float(np.mean(ssims))}
 
 
 def rotation_error_deg(decoded: torch.Tensor, fitted: torch.Tensor,
@@ -89,7 +83,7 @@ def oracle_psnr(decoded: torch.Tensor, fitted: torch.Tensor, originals: np.ndarr
     for name, s in TYPES.items():
         mixed = decoded.clone()
         mixed[..., s] = fitted[..., s]
-        out[name] = _image_scores(render_uint8(mixed, spec), originals)[0]
+        out[name] = _mean_psnr(render_uint8(mixed, spec), originals)
     return out
 
 
@@ -99,8 +93,7 @@ def codec_metrics(images: np.ndarray, budget: int) -> dict:
     for fmt in ("WEBP", "JPEG"):
         results = [at_budget(img, fmt, budget) for img in images]
         decoded = np.stack([r[2] for r in results])
-        psnr_mean, ssim_mean = _image_scores(decoded, images)
-        out[fmt.lower()] = {"psnr": psnr_mean, "ssim": ssim_mean,
+        out[fmt.lower()] = {**_image_scores(decoded, images),
                             "bytes": float(np.mean([r[1] for r in results])),
                             "quality": float(np.mean([r[0] for r in results]))}
     return out
@@ -108,28 +101,26 @@ def codec_metrics(images: np.ndarray, budget: int) -> dict:
 
 def evaluate_split(model: VAE, gaussians: GaussianSet, images: ImageSet,
                    stats: NormStats, split: str, weighting: str, device: torch.device) -> dict:
-    """All metrics of one split (scalars only, nested by kind)."""
+    """All metrics of one split (scalars only, nested by kind; DVC drops lists)."""
     idx = gaussians.select(split)
     spec = RenderSpec.from_attrs(gaussians.attrs)
     fitted = torch.from_numpy(gaussians.gaussians[idx]).to(device)
     pred, mu, kl = reconstruct(model, normalize(fitted, stats))
     decoded = denormalize(pred, stats)  # stored units, whatever the model's encoding
     raw = stats.raw()  # losses in stored channels: comparable across encodings
-    out = parameter_metrics(normalize(decoded, raw), normalize(fitted, raw), mu, kl, weighting)
+    out = parameter_scores(normalize(decoded, raw), normalize(fitted, raw), mu, kl, weighting,
+                           TYPES)
     out["rot_error_deg"] = rotation_error_deg(decoded, fitted)
 
     originals = images.images[_image_rows(images, gaussians, idx)]
     recon_px = render_uint8(decoded, spec)
     fit_px = render_uint8(fitted, spec)
-    rp, rs = _image_scores(recon_px, originals)
-    fp, fs = _image_scores(recon_px, fit_px)
-    op, os_ = _image_scores(fit_px, originals)
-    out["render"] = {"psnr_vs_image": rp, "ssim_vs_image": rs,
-                     "psnr_vs_fit": fp, "ssim_vs_fit": fs}
-    out["fit"] = {"psnr_vs_image": op, "ssim_vs_image": os_}
+    out["render"] = {**_image_scores(recon_px, originals, "_vs_image"),
+                     **_image_scores(recon_px, fit_px, "_vs_fit")}
+    out["fit"] = _image_scores(fit_px, originals, "_vs_image")
     out["render_with_true"] = oracle_psnr(decoded, fitted, originals, spec)
-    out["codec"] = codec_metrics(originals, model.cfg.latent_dim * LATENT_BYTES_PER_DIM)
-    return _rounded(out)
+    out["codec"] = codec_metrics(originals, model.config.latent_dim * LATENT_BYTES_PER_DIM)
+    return rounded(out, 5)
 
 
 def _image_rows(images: ImageSet, gaussians: GaussianSet, idx: np.ndarray) -> np.ndarray:
@@ -138,10 +129,27 @@ def _image_rows(images: ImageSet, gaussians: GaussianSet, idx: np.ndarray) -> np
     try:
         return np.asarray([where[gaussians.sources[i]] for i in idx])
     except KeyError as err:
-        raise ValueError(f"image {err} of gaussians.h5 is not in images.h5; re-run extract")\
-            from err
+        raise StaleFileError(f"image {err} of gaussians.h5 is not in images.h5; re-run extract "
+                             "(dvc repro extract)") from err
 
 
-def _rounded(d: dict) -> dict:
-    return {k: _rounded(v) if isinstance(v, dict) else
-            (round(v, 5) if isinstance(v, float) else v) for k, v in d.items()}
+def write_pictures(model: VAE, stats: NormStats, gaussians: GaussianSet, images: ImageSet,
+                   metrics: dict, settings: EvaluateParams, folder: str | Path,
+                   device: torch.device) -> None:
+    """reconstructions.png (original | fit | VAE, first test images), prior_samples.png (decoded
+    from z ~ N(0, I)) and type_losses.png (per-type losses of val and test) in ``folder``."""
+    folder = Path(folder)
+    spec = RenderSpec.from_attrs(gaussians.attrs)
+    idx = gaussians.select("test")[: settings.grid_images]
+    fitted = torch.from_numpy(gaussians.gaussians[idx]).to(device)
+    pred, _, _ = reconstruct(model, normalize(fitted, stats))
+    columns = [images.images[_image_rows(images, gaussians, idx)], render_uint8(fitted, spec),
+               render_uint8(denormalize(pred, stats), spec)]
+    save_png(image_grid(columns, ["original", "fit", "VAE (z=mu)"]),
+             folder / "reconstructions.png")
+    gen = torch.Generator().manual_seed(settings.seed)
+    z = torch.randn(settings.prior_samples, model.config.latent_dim, generator=gen).to(device)
+    with torch.no_grad():
+        samples = denormalize(model.decode(z), stats)
+    save_png(square_grid(render_uint8(samples, spec)), folder / "prior_samples.png")
+    type_loss_bars({s: metrics[s]["loss"] for s in ("val", "test")}, folder / "type_losses.png")

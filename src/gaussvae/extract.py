@@ -16,7 +16,7 @@ import torch
 from gaussvae import __version__
 from gaussvae.fit import fit_images
 from gaussvae.ordering import grid_slots, order_gaussians
-from gaussvae.params import ExtractParams, as_dict
+from gaussvae.params import ExtractParams
 from gaussvae.store import SPLITS, GaussianSet, ImageSet
 
 RENDERER = "windowed-normalized-v1"
@@ -31,7 +31,7 @@ def shard_range(n: int, index: int, count: int) -> range:
 
 def extract(
     images: ImageSet,
-    cfg: ExtractParams,
+    settings: ExtractParams,
     device: torch.device,
     shard: tuple[int, int] = (0, 1),
     on_batch: Callable[[int, np.ndarray], None] | None = None,
@@ -42,23 +42,23 @@ def extract(
     """
     size = images.images.shape[1]
     idx = np.asarray(shard_range(len(images.images), *shard))
-    slots_np = grid_slots(cfg.num_gaussians)
+    slots_np = grid_slots(settings.num_gaussians)
     slots = torch.from_numpy(slots_np).to(device)
-    out = np.empty((len(idx), cfg.num_gaussians, 8), dtype=np.float32)
+    out = np.empty((len(idx), settings.num_gaussians, 8), dtype=np.float32)
     psnr = np.empty(len(idx), dtype=np.float32)
     def order_batch(start: int, fitted: np.ndarray) -> None:
         for j in range(len(fitted)):
-            out[start + j] = order_gaussians(fitted[j], cfg.ordering, slots_np)
+            out[start + j] = order_gaussians(fitted[j], settings.ordering, slots_np)
 
     # Ordering (scipy's linear assignment, ~10 ms per image, releases the GIL) runs on a worker
     # thread while the next batch is fitted; each batch writes its own rows, so the file does
     # not depend on timing.
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = []
-        for start in range(0, len(idx), cfg.batch_size):
-            batch = idx[start:start + cfg.batch_size]
+        for start in range(0, len(idx), settings.batch_size):
+            batch = idx[start:start + settings.batch_size]
             pixels = torch.from_numpy(images.images[batch]).to(device=device, dtype=torch.float32)
-            result = fit_images(pixels / 255.0, slots, cfg)
+            result = fit_images(pixels / 255.0, slots, settings)
             pending.append(pool.submit(order_batch, start, result.gaussians.cpu().numpy()))
             psnr[start:start + len(batch)] = result.psnr.cpu().numpy()
             if on_batch is not None:
@@ -67,18 +67,18 @@ def extract(
             job.result()  # re-raises a worker's exception here
     attrs = {
         "image_size": size,
-        "num_gaussians": cfg.num_gaussians,
-        "ordering": cfg.ordering,
+        "num_gaussians": settings.num_gaussians,
+        "ordering": settings.ordering,
         "renderer": RENDERER,
-        "window": cfg.window,
-        "fit_settings": {k: v for k, v in as_dict(cfg).items() if k != "device"},
+        "window": settings.window,
+        "fit_settings": {k: v for k, v in settings.model_dump().items() if k != "device"},
         "package_version": __version__,
         "shard": [int(shard[0]), int(shard[1])],
         "skipped": images.attrs.get("skipped", []),
         "channel_ranges": {
             "x, y": "[0, 1], fraction of the image side",
-            "scale_x, scale_y": f"[{cfg.min_scale_px}, {cfg.max_scale_px}] px / image_size; "
-                                "scale_x >= scale_y",
+            "scale_x, scale_y": f"[{settings.min_scale_px}, {settings.max_scale_px}] px / "
+                                "image_size; scale_x >= scale_y",
             "rot": "[0, pi) radians",
             "r, g, b": "[0, 1]",
         },

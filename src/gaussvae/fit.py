@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from gaussvae.layout import wrap_rotation
 from gaussvae.params import ExtractParams
-from gaussvae.render import psnr, render, wrap_rotation
+from gaussvae.render import psnr, render
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,13 @@ class FitResult:
     steps: int  # Adam steps taken
 
 
-def init_gaussians(images: torch.Tensor, slots: torch.Tensor, cfg: ExtractParams) -> torch.Tensor:
+def init_gaussians(images: torch.Tensor, slots: torch.Tensor,
+                   settings: ExtractParams) -> torch.Tensor:
     """Gaussians (B, N, 8) on the slot grid, coloured by the (3x3-smoothed) image at each slot.
 
     images: (B, S, S, 3) in [0, 1]; slots: (N, 2) in [0, 1]. Round, with sigma
-    ``cfg.init_scale`` x the slot spacing: under normalized blending a smaller start is a
-    sharper first render (0.45 reached 35 dB in half the steps of 0.6, bench/extract.py).
+    ``settings.init_scale`` x the slot spacing: under normalized blending a smaller start is a
+    sharper first render, so the fit needs fewer steps.
     """
     b, size = images.shape[0], images.shape[1]
     n = slots.shape[0]
@@ -42,7 +44,8 @@ def init_gaussians(images: torch.Tensor, slots: torch.Tensor, cfg: ExtractParams
     iy = (slots[:, 1] * size).long().clamp(0, size - 1)
     colours = smooth[:, :, iy, ix].permute(0, 2, 1)  # (B, N, 3)
     spacing_px = size / math.sqrt(n)
-    sigma = min(max(cfg.init_scale * spacing_px, cfg.min_scale_px), cfg.max_scale_px) / size
+    sigma = min(max(settings.init_scale * spacing_px, settings.min_scale_px),
+                settings.max_scale_px) / size
     out = torch.empty(b, n, 8, dtype=images.dtype, device=images.device)
     out[..., 0:2] = slots
     out[..., 2:4] = sigma
@@ -68,39 +71,39 @@ def canonicalize(gaussians: torch.Tensor) -> torch.Tensor:
 def fit_images(
     images: torch.Tensor,
     slots: torch.Tensor,
-    cfg: ExtractParams,
+    settings: ExtractParams,
     renderer: Callable[[torch.Tensor, int, int], torch.Tensor] = render,
 ) -> FitResult:
-    """Fit ``cfg.num_gaussians`` Gaussians to each image of a batch.
+    """Fit ``settings.num_gaussians`` Gaussians to each image of a batch.
 
     images: (B, S, S, 3) float in [0, 1] on the target device; slots: (N, 2). ``renderer`` is
     swappable so the benchmark can fit with the dense reference.
-    Stops after ``cfg.steps`` steps, or earlier when the batch's mean PSNR has gained less than
-    ``plateau_min_gain_db`` over ``plateau_patience`` steps.
+    Stops after ``settings.steps`` steps, or earlier when the batch's mean PSNR has gained less
+    than ``plateau_min_gain_db`` over ``plateau_patience`` steps.
 
     Adam's betas are parameters because a fit of a dozen steps is far from Adam's usual regime:
-    with beta1 0.9 / beta2 0.999 the momentum overshoots for most of the budget (31.6 dB after 15
-    steps on default images), with 0.7 / 0.99 it does not (34.6 dB, same step count).
+    with beta1 0.9 / beta2 0.999 the momentum overshoots for most of the budget; less momentum
+    does not (bench/extract.py compares the two).
     """
     size = images.shape[1]
-    init = init_gaussians(images, slots, cfg)
+    init = init_gaussians(images, slots, settings)
     xy = init[..., 0:2].clone().requires_grad_(True)
     log_s = torch.log(init[..., 2:4]).requires_grad_(True)
     rot = init[..., 4:5].clone().requires_grad_(True)
     feat = init[..., 5:8].clone().requires_grad_(True)
     opt = torch.optim.Adam([
-        {"params": [xy], "lr": cfg.lr_xy},
-        {"params": [log_s], "lr": cfg.lr_scale},
-        {"params": [rot], "lr": cfg.lr_rot},
-        {"params": [feat], "lr": cfg.lr_feat},
-    ], betas=(cfg.adam_beta1, cfg.adam_beta2))
-    log_lo = math.log(cfg.min_scale_px / size)
-    log_hi = math.log(cfg.max_scale_px / size)
+        {"params": [xy], "lr": settings.lr_xy},
+        {"params": [log_s], "lr": settings.lr_scale},
+        {"params": [rot], "lr": settings.lr_rot},
+        {"params": [feat], "lr": settings.lr_feat},
+    ], betas=(settings.adam_beta1, settings.adam_beta2))
+    log_lo = math.log(settings.min_scale_px / size)
+    log_hi = math.log(settings.max_scale_px / size)
     history: list[float] = []
     steps = 0
-    for steps in range(1, cfg.steps + 1):  # noqa: B007 (steps is reported)
+    for steps in range(1, settings.steps + 1):  # noqa: B007 (steps is reported)
         g = torch.cat([xy, log_s.exp(), rot, feat], dim=-1)
-        mse = ((renderer(g, size, cfg.window) - images) ** 2).flatten(1).mean(dim=1)  # (B,)
+        mse = ((renderer(g, size, settings.window) - images) ** 2).flatten(1).mean(dim=1)  # (B,)
         opt.zero_grad(set_to_none=True)
         mse.sum().backward()
         opt.step()
@@ -109,10 +112,10 @@ def fit_images(
             log_s.clamp_(log_lo, log_hi)
             feat.clamp_(0.0, 1.0)
         history.append(float((-10.0 * torch.log10(mse.detach().clamp_min(1e-12))).mean()))
-        p = cfg.plateau_patience
-        if len(history) > p and max(history[-p:]) - max(history[:-p]) < cfg.plateau_min_gain_db:
+        p, min_gain = settings.plateau_patience, settings.plateau_min_gain_db
+        if len(history) > p and max(history[-p:]) - max(history[:-p]) < min_gain:
             break
     with torch.no_grad():
         g = canonicalize(torch.cat([xy, log_s.exp(), rot, feat], dim=-1))
-        final_psnr = psnr(render(g, size, cfg.window), images)
+        final_psnr = psnr(render(g, size, settings.window), images)
     return FitResult(gaussians=g.detach(), psnr=final_psnr, steps=steps)

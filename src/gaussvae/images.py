@@ -16,15 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from gaussvae.errors import ImageSourceError
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"}
 )
-
-
-class ImageSourceError(ValueError):
-    """The image source cannot give any image (missing or empty folder); one line for users."""
 
 
 @dataclass

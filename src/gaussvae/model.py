@@ -1,35 +1,42 @@
-"""Conv1D VAEs over sequences of Gaussians: (B, N, 8) -> z (B, latent_dim) -> (B, N, 8).
+"""Convolutional VAEs over the Gaussians of an image: (B, N, 8) -> z (B, latent_dim) -> (B, N, 8).
 
-Unlike the seed, the encoder does not end in global average pooling: pooling squeezes the whole
-sequence into a position-free summary and was the real bottleneck (DESIGN.md section 3). Here a
-1x1 convolution narrows the channels to ``bottleneck_channels`` and the remaining
+Architectures (``train.arch``): ``conv2d_grid``, 2D convolutions over the slot grid of grid
+ordering (ordering.grid_cells): slot k sits at (row, col), so vertical neighbours, 22 indices
+apart in the 1D sequence, are neighbours; ``conv1d`` and ``resnet_conv1d``, the original
+GaussVAE's 1D convolutions over the sequence (a 1D decoder draws horizontal streaks, since a
+kernel cannot reach the row below).
+
+Unlike the original GaussVAE, the encoder does not end in global average pooling: pooling
+squeezes the whole sequence into a position-free summary, a bottleneck narrower than any latent.
+Here a 1x1 convolution narrows the channels to ``bottleneck_channels`` and the remaining
 (channels x positions) map is flattened into the linear layers that give mu and log-variance, so
 every position keeps its own weights.
 
-``conv2d_grid`` is the same VAE with 2D convolutions over the slot grid of grid ordering
-(ordering.grid_cells): slot k sits at (row, col), so vertical neighbours, 22 indices apart in
-the 1D sequence, are neighbours again. The 1D models draw horizontal streaks in their
-reconstructions for that reason (metrics/plots/reconstructions.png). Meaningful only with
-``extract.ordering: grid``.
+Also here, beside the model: rebuilding a trained model from its file (``load_model``),
+deterministic reconstruction (z = mu) and the active-units count of a posterior.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from gaussvae.layout import NUM_CHANNELS
+from gaussvae.normalize import NormStats
 from gaussvae.ordering import grid_cells
-from gaussvae.render import NUM_CHANNELS
+from gaussvae.params import Params
 
-ARCHS = ("conv1d", "resnet_conv1d", "conv2d_grid")
+# A latent dimension is "active" when its posterior mean varies across inputs by more than this.
+ACTIVE_VARIANCE = 0.01
 
 
 @dataclass(frozen=True)
 class VAEConfig:
-    arch: str  # one of ARCHS
+    arch: str  # params.Arch; allowed values and shape constraints are checked in params.py
     num_gaussians: int
     latent_dim: int
     encoder_filters: tuple[int, ...]
@@ -40,22 +47,17 @@ class VAEConfig:
     logvar_min: float
     logvar_max: float
 
-    def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        for name in ("encoder_filters", "decoder_filters"):
-            depth = len(getattr(self, name))
-            # conv2d_grid pads its grid to a multiple of 2**depth, so any count works there.
-            if self.arch != "conv2d_grid" and self.num_gaussians % (2**depth):
-                raise ValueError(
-                    f"num_gaussians ({self.num_gaussians}) must be divisible by 2**{depth} "
-                    f"for {depth} {name} (each halves or doubles the sequence)"
-                )
-        if self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
-
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_params(cls, params: Params, num_gaussians: int) -> VAEConfig:
+        t = params.train
+        return cls(arch=t.arch, num_gaussians=num_gaussians, latent_dim=params.latent_dim,
+                   encoder_filters=tuple(t.encoder_filters),
+                   decoder_filters=tuple(t.decoder_filters), kernel_size=t.kernel_size,
+                   resnet_blocks=t.resnet_blocks, bottleneck_channels=t.bottleneck_channels,
+                   logvar_min=t.logvar_min, logvar_max=t.logvar_max)
 
     @classmethod
     def from_dict(cls, d: dict) -> VAEConfig:
@@ -130,34 +132,34 @@ class VAE(nn.Module):
 class GaussianVAE(VAE):
     """VAE over (B, N, 8) normalized Gaussian parameters as a 1D sequence (conv1d, resnet)."""
 
-    def __init__(self, cfg: VAEConfig) -> None:
+    def __init__(self, config: VAEConfig) -> None:
         super().__init__()
-        self.cfg = cfg
-        k = cfg.kernel_size
-        res = cfg.arch == "resnet_conv1d"
+        self.config = config
+        k = config.kernel_size
+        res = config.arch == "resnet_conv1d"
         enc: list[nn.Module] = []
         cin = NUM_CHANNELS
         if res:  # stem, so residual blocks work at the first stage's width
-            enc.append(nn.Conv1d(cin, cfg.encoder_filters[0], k, padding=k // 2))
-            cin = cfg.encoder_filters[0]
-        for f in cfg.encoder_filters:
+            enc.append(nn.Conv1d(cin, config.encoder_filters[0], k, padding=k // 2))
+            cin = config.encoder_filters[0]
+        for f in config.encoder_filters:
             if res:
-                enc += [ResBlock1d(cin, k) for _ in range(cfg.resnet_blocks)]
+                enc += [ResBlock1d(cin, k) for _ in range(config.resnet_blocks)]
             enc += [_down(cin, f, k), nn.SiLU()]
             cin = f
-        enc += [nn.Conv1d(cin, cfg.bottleneck_channels, 1), nn.SiLU(), nn.Flatten()]
+        enc += [nn.Conv1d(cin, config.bottleneck_channels, 1), nn.SiLU(), nn.Flatten()]
         self.encoder = nn.Sequential(*enc)
-        self.enc_len = cfg.num_gaussians // 2 ** len(cfg.encoder_filters)
-        self.to_stats = nn.Linear(cfg.bottleneck_channels * self.enc_len, 2 * cfg.latent_dim)
+        self.enc_len = config.num_gaussians // 2 ** len(config.encoder_filters)
+        self.to_stats = nn.Linear(config.bottleneck_channels * self.enc_len, 2 * config.latent_dim)
 
-        self.dec_len = cfg.num_gaussians // 2 ** len(cfg.decoder_filters)
-        c0 = cfg.decoder_filters[0]
-        self.from_latent = nn.Linear(cfg.latent_dim, c0 * self.dec_len)
+        self.dec_len = config.num_gaussians // 2 ** len(config.decoder_filters)
+        c0 = config.decoder_filters[0]
+        self.from_latent = nn.Linear(config.latent_dim, c0 * self.dec_len)
         dec: list[nn.Module] = [nn.SiLU()]
         cin = c0
-        for f in cfg.decoder_filters:
+        for f in config.decoder_filters:
             if res:
-                dec += [ResBlock1d(cin, k) for _ in range(cfg.resnet_blocks)]
+                dec += [ResBlock1d(cin, k) for _ in range(config.resnet_blocks)]
             dec += [_up(cin, f, k), nn.SiLU()]
             cin = f
         dec.append(nn.Conv1d(cin, NUM_CHANNELS, k, padding=k // 2))
@@ -167,14 +169,14 @@ class GaussianVAE(VAE):
         """x: (B, N, 8) normalized -> posterior over z (B, latent_dim)."""
         h = self.to_stats(self.encoder(x.transpose(1, 2)))
         mu, logvar = h.chunk(2, dim=1)
-        # Bounded log-variance: an unbounded one overflowed KL to inf in the seed's runs.
-        return DiagonalGaussian(mu, logvar.clamp(self.cfg.logvar_min, self.cfg.logvar_max))
+        # Bounded log-variance: an unbounded one can overflow KL to inf (it did in the original
+        # GaussVAE's runs).
+        return DiagonalGaussian(mu, logvar.clamp(self.config.logvar_min, self.config.logvar_max))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, latent_dim) -> (B, N, 8) normalized."""
-        h = self.from_latent(z).view(z.shape[0], self.cfg.decoder_filters[0], self.dec_len)
+        h = self.from_latent(z).view(z.shape[0], self.config.decoder_filters[0], self.dec_len)
         return self.decoder(h).transpose(1, 2)
-
 
 
 class SlotGrid(nn.Module):
@@ -209,29 +211,29 @@ class GridVAE(VAE):
     W/2^d) map flattened into mu/log-variance; the decoder mirrors it with nearest upsampling.
     """
 
-    def __init__(self, cfg: VAEConfig) -> None:
+    def __init__(self, config: VAEConfig) -> None:
         super().__init__()
-        self.cfg = cfg
-        k = cfg.kernel_size
-        self.grid_in = SlotGrid(cfg.num_gaussians, 2 ** len(cfg.encoder_filters))
-        self.grid_out = SlotGrid(cfg.num_gaussians, 2 ** len(cfg.decoder_filters))
+        self.config = config
+        k = config.kernel_size
+        self.grid_in = SlotGrid(config.num_gaussians, 2 ** len(config.encoder_filters))
+        self.grid_out = SlotGrid(config.num_gaussians, 2 ** len(config.decoder_filters))
         enc: list[nn.Module] = []
         cin = NUM_CHANNELS + 1  # + a mask channel: 1 where a slot is, 0 on padding
-        for f in cfg.encoder_filters:
+        for f in config.encoder_filters:
             enc += [nn.Conv2d(cin, f, k, stride=2, padding=k // 2), nn.SiLU()]
             cin = f
-        enc += [nn.Conv2d(cin, cfg.bottleneck_channels, 1), nn.SiLU(), nn.Flatten()]
+        enc += [nn.Conv2d(cin, config.bottleneck_channels, 1), nn.SiLU(), nn.Flatten()]
         self.encoder = nn.Sequential(*enc)
-        down = 2 ** len(cfg.encoder_filters)
+        down = 2 ** len(config.encoder_filters)
         enc_cells = (self.grid_in.height // down) * (self.grid_in.width // down)
-        self.to_stats = nn.Linear(cfg.bottleneck_channels * enc_cells, 2 * cfg.latent_dim)
-        up = 2 ** len(cfg.decoder_filters)
-        self.dec_shape = (cfg.decoder_filters[0], self.grid_out.height // up,
+        self.to_stats = nn.Linear(config.bottleneck_channels * enc_cells, 2 * config.latent_dim)
+        up = 2 ** len(config.decoder_filters)
+        self.dec_shape = (config.decoder_filters[0], self.grid_out.height // up,
                           self.grid_out.width // up)
-        self.from_latent = nn.Linear(cfg.latent_dim, math.prod(self.dec_shape))
+        self.from_latent = nn.Linear(config.latent_dim, math.prod(self.dec_shape))
         dec: list[nn.Module] = [nn.SiLU()]
-        cin = cfg.decoder_filters[0]
-        for f in cfg.decoder_filters:
+        cin = config.decoder_filters[0]
+        for f in config.decoder_filters:
             dec += [nn.Upsample(scale_factor=2, mode="nearest"),
                     nn.Conv2d(cin, f, k, padding=k // 2), nn.SiLU()]
             cin = f
@@ -243,7 +245,7 @@ class GridVAE(VAE):
         with_mask = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1)
         h = self.to_stats(self.encoder(self.grid_in.to_grid(with_mask)))
         mu, logvar = h.chunk(2, dim=1)
-        return DiagonalGaussian(mu, logvar.clamp(self.cfg.logvar_min, self.cfg.logvar_max))
+        return DiagonalGaussian(mu, logvar.clamp(self.config.logvar_min, self.config.logvar_max))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, latent_dim) -> (B, N, 8) normalized."""
@@ -251,11 +253,43 @@ class GridVAE(VAE):
         return self.grid_out.to_sequence(self.decoder(h))
 
 
+MODELS: dict[str, type[VAE]] = {"conv1d": GaussianVAE, "resnet_conv1d": GaussianVAE,
+                               "conv2d_grid": GridVAE}
 
-def build_model(cfg: VAEConfig) -> VAE:
-    """The VAE ``cfg.arch`` names: GaussianVAE (conv1d, resnet_conv1d) or GridVAE."""
-    return GridVAE(cfg) if cfg.arch == "conv2d_grid" else GaussianVAE(cfg)
+
+def build_model(config: VAEConfig) -> VAE:
+    """The VAE ``config.arch`` names."""
+    return MODELS[config.arch](config)
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def active_units(mu: torch.Tensor) -> int:
+    """Latent dimensions whose posterior mean (n, latent_dim) varies across the n inputs."""
+    var = mu.var(dim=0) if len(mu) > 1 else torch.zeros(mu.shape[1])
+    return int((var > ACTIVE_VARIANCE).sum())
+
+
+def load_model(path: str | Path, device: torch.device) -> tuple[VAE, NormStats, dict]:
+    """Rebuild a trained model from its file alone (config, weights, normalization stats)."""
+    blob = torch.load(path, map_location=device, weights_only=False)
+    model = build_model(VAEConfig.from_dict(blob["model_config"])).to(device)
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
+    return model, NormStats.from_json(blob["norm_stats"]), blob
+
+
+@torch.no_grad()
+def reconstruct(model: VAE, x: torch.Tensor, batch: int = 256
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normalized predictions (n, N, 8), posterior means (n, latent_dim) and KL (n,) in nats,
+    with z = mu."""
+    preds, mus, kls = [], [], []
+    for i in range(0, len(x), batch):
+        pred, post = model(x[i:i + batch], sample=False)
+        preds.append(pred.float())
+        mus.append(post.mu.float())
+        kls.append(post.kl().float())
+    return torch.cat(preds), torch.cat(mus), torch.cat(kls)

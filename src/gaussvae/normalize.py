@@ -1,11 +1,12 @@
 """Stage 'normalize': z-scoring statistics from the TRAIN split only.
 
 Losses are then in normalized units: a model that predicts the training mean scores 1.0 on each
-channel (the seed's "stuck at 1.0"), which makes per-type losses comparable across types.
+channel (the original GaussVAE's "stuck at 1.0"), which makes per-type losses comparable across
+types.
 
-``per_position: false`` gives one mean and std per channel (8,), as the seed did. With grid
-ordering, index i is slot i, so most of the xy variance is the slot's position: the xy loss
-then looks excellent for free (DESIGN.md 3). ``per_position: true`` gives a mean and std per
+``per_position: false`` gives one mean and std per channel (8,), as the original GaussVAE did.
+With grid ordering, index i is slot i, so most of the xy variance is the slot's position: the
+xy loss then looks excellent for free. ``per_position: true`` gives a mean and std per
 index and channel (N, 8): "predict the mean" is then "predict each slot's average Gaussian",
 and every type's loss measures what the latent had to carry.
 
@@ -13,17 +14,21 @@ and every type's loss measures what the latent had to carry.
 ``ellipse``. Statistics are kept twice: ``mean``/``std`` of the encoded channels (model units)
 and ``raw_mean``/``raw_std`` of the stored channels, in which evaluation reports its losses so
 that runs with different encodings stay comparable.
+
+Torch-free: ``normalize``/``denormalize`` take numpy arrays or torch tensors (array API), so the
+normalize stage does not load torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
+from array_api_compat import array_namespace, device
 
 from gaussvae import encoding
-from gaussvae.render import CHANNELS
+from gaussvae.layout import CHANNELS
 
 
 @dataclass(frozen=True)
@@ -82,24 +87,25 @@ def compute_stats(train_gaussians: np.ndarray, min_std: float, per_position: boo
                   encoding_name: str = "raw") -> NormStats:
     """Mean and std of training Gaussians (n, N, 8), per channel (8,) or per index and channel
     (N, 8), of the encoded and of the stored channels; std floored at min_std."""
-    encoded = encoding.encode(torch.from_numpy(train_gaussians).double(), encoding_name).numpy()
+    encoded = encoding.encode(train_gaussians.astype(np.float64), encoding_name)
     mean, std = _moments(encoded, min_std, per_position)
     raw_mean, raw_std = _moments(train_gaussians, min_std, per_position)
     return NormStats(mean, std, encoding_name, raw_mean, raw_std)
 
 
-def _affine(stats: NormStats, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return (torch.as_tensor(stats.mean, dtype=like.dtype, device=like.device),
-            torch.as_tensor(stats.std, dtype=like.dtype, device=like.device))
+def _affine(stats: NormStats, like: Any) -> tuple[Any, Any]:
+    xp = array_namespace(like)
+    return (xp.asarray(stats.mean, dtype=like.dtype, device=device(like)),
+            xp.asarray(stats.std, dtype=like.dtype, device=device(like)))
 
 
-def normalize(x: torch.Tensor, stats: NormStats) -> torch.Tensor:
+def normalize(x: Any, stats: NormStats) -> Any:
     """Stored units -> model units (encoded, then z-scored), on the last axis."""
     mean, std = _affine(stats, x)
     return (encoding.encode(x, stats.encoding) - mean) / std
 
 
-def denormalize(z: torch.Tensor, stats: NormStats) -> torch.Tensor:
+def denormalize(z: Any, stats: NormStats) -> Any:
     """Model units -> stored units (canonical), on the last axis; differentiable."""
     mean, std = _affine(stats, z)
     return encoding.decode(z * std + mean, stats.encoding)

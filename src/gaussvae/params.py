@@ -1,254 +1,218 @@
 """Typed, strict loading of params.yaml.
 
-params.yaml is the only place defaults live; the dataclasses below have no defaults so that a
-missing key is an error rather than a silent fallback. Every check raises ``ParamsError`` with a
+params.yaml is the only place defaults live: the models below have no defaults, so a missing
+key is an error rather than a silent fallback, and an unknown or mistyped key is refused. Each
+field carries its own constraint on its own line; every problem becomes ``ParamsError`` with a
 one-line message naming the key and what is allowed, which stage scripts print verbatim.
+Allowed values (architectures, orderings, encodings, devices) are defined here once; the rest of
+the package reads them from these types.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
 import typing
-from dataclasses import dataclass, fields
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from gaussvae.errors import ParamsError
+
+Arch = Literal["conv1d", "resnet_conv1d", "conv2d_grid"]
+Ordering = Literal["grid", "morton"]
+Encoding = Literal["raw", "ellipse"]
+Weighting = Literal["per_type", "equal"]
+Device = Literal["auto", "cpu", "cuda"]
 
 
-class ParamsError(ValueError):
-    """A bad value or key in params.yaml; the message is one line, fit for a user."""
+def rule(ok: Callable[[Any], bool], allowed: str) -> AfterValidator:
+    """A field constraint; its error reads '<key> must be <allowed>, got <value>'."""
+
+    def check(value: Any) -> Any:
+        if not ok(value):
+            raise PydanticCustomError("rule", "must be {allowed}",
+                                      {"allowed": allowed, "got": value})
+        return value
+
+    return AfterValidator(check)
 
 
-@dataclass(frozen=True)
-class PrepareParams:
+def cross_field(message: str) -> PydanticCustomError:
+    """An error that involves several keys; ``message`` names them and the fix."""
+    return PydanticCustomError("cross_field", "{message}", {"message": message})
+
+
+AtLeast1 = Annotated[int, rule(lambda v: v >= 1, "an integer >= 1")]
+AtLeast0 = Annotated[int, rule(lambda v: v >= 0, "an integer >= 0")]
+NonNegative = Annotated[float, rule(lambda v: v >= 0, "a number >= 0")]
+Positive = Annotated[float, rule(lambda v: v > 0, "a number > 0")]
+OddAtLeast1 = Annotated[int, rule(lambda v: v >= 1 and v % 2 == 1, "an odd integer >= 1")]
+SplitFraction = Annotated[float, rule(lambda v: 0.0 < v < 0.5, "a number in (0, 0.5)")]
+UnitInterval = Annotated[float, rule(lambda v: 0 <= v < 1, "a number in [0, 1)")]
+Filters = Annotated[list[int], rule(lambda v: len(v) >= 1 and all(c >= 1 for c in v),
+                                    "a non-empty list of positive integers")]
+
+
+class Section(BaseModel):
+    """Strict: exact types (an int is accepted where a float is expected), no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class PrepareParams(Section):
     source: Literal["synthetic", "folder"]
     folder: str | None
-    num_images: int
-    image_size: int
+    num_images: Annotated[int, rule(lambda v: v >= 3, "an integer >= 3")]
+    image_size: Annotated[int, rule(lambda v: v >= 8, "an integer >= 8")]
     seed: int
-    val_fraction: float
-    test_fraction: float
+    val_fraction: SplitFraction
+    test_fraction: SplitFraction
 
-    def check(self) -> None:
-        _require(self.num_images >= 3, "prepare.num_images", "an integer >= 3", self.num_images)
-        _require(self.image_size >= 8, "prepare.image_size", "an integer >= 8", self.image_size)
-        for key in ("val_fraction", "test_fraction"):
-            v = getattr(self, key)
-            _require(0.0 < v < 0.5, f"prepare.{key}", "a number in (0, 0.5)", v)
+    @model_validator(mode="after")
+    def _folder_named(self) -> PrepareParams:
         if self.source == "folder" and not self.folder:
-            raise ParamsError(
-                "params.yaml: prepare.folder must name a directory of images when "
-                "prepare.source is 'folder' (e.g. -S prepare.folder=/data/paintings)"
-            )
+            raise cross_field("prepare.folder must name a directory of images when "
+                              "prepare.source is 'folder' (e.g. -S prepare.folder=/data/paintings)")
+        return self
 
 
-@dataclass(frozen=True)
-class ExtractParams:
-    num_gaussians: int
-    ordering: Literal["grid", "morton"]
-    steps: int
-    batch_size: int
-    window: int
-    min_scale_px: float
-    max_scale_px: float
-    lr_xy: float
-    lr_scale: float
-    lr_rot: float
-    lr_feat: float
-    adam_beta1: float
-    adam_beta2: float
-    init_scale: float
-    plateau_patience: int
-    plateau_min_gain_db: float
-    device: Literal["auto", "cpu", "cuda"]
+class ExtractParams(Section):
+    num_gaussians: Annotated[int, rule(lambda v: v >= 4, "an integer >= 4")]
+    ordering: Ordering
+    steps: AtLeast0
+    batch_size: AtLeast1
+    window: Annotated[int, rule(lambda v: v >= 3 and v % 2 == 1, "an odd integer >= 3")]
+    min_scale_px: Positive
+    max_scale_px: Positive
+    lr_xy: NonNegative
+    lr_scale: NonNegative
+    lr_rot: NonNegative
+    lr_feat: NonNegative
+    adam_beta1: UnitInterval
+    adam_beta2: UnitInterval
+    init_scale: Positive
+    plateau_patience: AtLeast1
+    plateau_min_gain_db: NonNegative
+    device: Device
 
-    def check(self) -> None:
-        _require(self.num_gaussians >= 4, "extract.num_gaussians", "an integer >= 4",
-                 self.num_gaussians)
-        _require(self.steps >= 0, "extract.steps", "an integer >= 0", self.steps)
-        _require(self.batch_size >= 1, "extract.batch_size", "an integer >= 1", self.batch_size)
-        _require(self.window >= 3 and self.window % 2 == 1, "extract.window",
-                 "an odd integer >= 3", self.window)
-        _require(0 < self.min_scale_px < self.max_scale_px, "extract.min_scale_px",
-                 "a number in (0, extract.max_scale_px)", self.min_scale_px)
-        for key in ("lr_xy", "lr_scale", "lr_rot", "lr_feat", "plateau_min_gain_db"):
-            _require(getattr(self, key) >= 0, f"extract.{key}", "a number >= 0",
-                     getattr(self, key))
-        _require(self.plateau_patience >= 1, "extract.plateau_patience", "an integer >= 1",
-                 self.plateau_patience)
-        for key in ("adam_beta1", "adam_beta2"):
-            _require(0 <= getattr(self, key) < 1, f"extract.{key}", "a number in [0, 1)",
-                     getattr(self, key))
-        _require(self.init_scale > 0, "extract.init_scale", "a number > 0", self.init_scale)
+    @model_validator(mode="after")
+    def _scale_range(self) -> ExtractParams:
+        if self.min_scale_px >= self.max_scale_px:
+            raise cross_field(f"extract.min_scale_px must be below extract.max_scale_px, got "
+                              f"{self.min_scale_px} >= {self.max_scale_px}")
+        return self
 
 
-@dataclass(frozen=True)
-class NormalizeParams:
-    min_std: float
+class NormalizeParams(Section):
+    min_std: Positive
     per_position: bool
-    encoding: Literal["raw", "ellipse"]
-
-    def check(self) -> None:
-        _require(self.min_std > 0, "normalize.min_std", "a number > 0", self.min_std)
+    encoding: Encoding
 
 
-@dataclass(frozen=True)
-class TrainParams:
-    arch: Literal["conv1d", "resnet_conv1d", "conv2d_grid"]
-    encoder_filters: list[int]
-    decoder_filters: list[int]
-    kernel_size: int
-    resnet_blocks: int
-    bottleneck_channels: int
-    loss_weighting: Literal["per_type", "equal"]
-    render_loss_weight: float
-    beta_warmup_epochs: int
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    early_stopping_patience: int
-    lr_patience: int
-    lr_factor: float
+class TrainParams(Section):
+    arch: Arch
+    encoder_filters: Filters
+    decoder_filters: Filters
+    kernel_size: OddAtLeast1
+    resnet_blocks: AtLeast1
+    bottleneck_channels: AtLeast1
+    loss_weighting: Weighting
+    render_loss_weight: NonNegative
+    beta_warmup_epochs: AtLeast0
+    epochs: AtLeast1
+    batch_size: AtLeast1
+    learning_rate: Positive
+    early_stopping_patience: AtLeast1
+    lr_patience: AtLeast1
+    lr_factor: Annotated[float, rule(lambda v: 0 < v < 1, "a number in (0, 1)")]
     logvar_min: float
     logvar_max: float
-    device: Literal["auto", "cpu", "cuda"]
+    device: Device
     seed: int
 
-    def check(self) -> None:
-        for key in ("encoder_filters", "decoder_filters"):
-            v = getattr(self, key)
-            _require(len(v) >= 1 and all(c >= 1 for c in v), f"train.{key}",
-                     "a non-empty list of positive integers", v)
-        _require(self.kernel_size >= 1 and self.kernel_size % 2 == 1, "train.kernel_size",
-                 "an odd integer >= 1", self.kernel_size)
-        _require(self.resnet_blocks >= 1, "train.resnet_blocks", "an integer >= 1",
-                 self.resnet_blocks)
-        _require(self.bottleneck_channels >= 1, "train.bottleneck_channels", "an integer >= 1",
-                 self.bottleneck_channels)
-        _require(self.render_loss_weight >= 0, "train.render_loss_weight", "a number >= 0",
-                 self.render_loss_weight)
-        _require(self.beta_warmup_epochs >= 0, "train.beta_warmup_epochs", "an integer >= 0",
-                 self.beta_warmup_epochs)
-        _require(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)
-        _require(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
-        _require(self.learning_rate > 0, "train.learning_rate", "a number > 0",
-                 self.learning_rate)
-        _require(self.early_stopping_patience >= 1, "train.early_stopping_patience",
-                 "an integer >= 1", self.early_stopping_patience)
-        _require(self.lr_patience >= 1, "train.lr_patience", "an integer >= 1", self.lr_patience)
-        _require(0 < self.lr_factor < 1, "train.lr_factor", "a number in (0, 1)", self.lr_factor)
-        _require(self.logvar_min < self.logvar_max, "train.logvar_min",
-                 "a number < train.logvar_max", self.logvar_min)
+    @model_validator(mode="after")
+    def _logvar_range(self) -> TrainParams:
+        if self.logvar_min >= self.logvar_max:
+            raise cross_field(f"train.logvar_min must be below train.logvar_max, got "
+                              f"{self.logvar_min} >= {self.logvar_max}")
+        return self
 
 
-@dataclass(frozen=True)
-class EvaluateParams:
-    grid_images: int
-    prior_samples: int
+class EvaluateParams(Section):
+    grid_images: AtLeast1
+    prior_samples: AtLeast1
     seed: int
 
-    def check(self) -> None:
-        _require(self.grid_images >= 1, "evaluate.grid_images", "an integer >= 1",
-                 self.grid_images)
-        _require(self.prior_samples >= 1, "evaluate.prior_samples", "an integer >= 1",
-                 self.prior_samples)
 
-
-@dataclass(frozen=True)
-class Params:
-    latent_dim: int
-    max_beta: float
+class Params(Section):
+    latent_dim: AtLeast1
+    max_beta: Annotated[float, rule(lambda v: v >= 0, "a number >= 0 (0 = plain autoencoder)")]
     prepare: PrepareParams
     extract: ExtractParams
     normalize: NormalizeParams
     train: TrainParams
     evaluate: EvaluateParams
 
-    def check(self) -> None:
-        _require(self.latent_dim >= 1, "latent_dim", "an integer >= 1", self.latent_dim)
-        _require(self.max_beta >= 0, "max_beta", "a number >= 0 (0 = plain autoencoder)",
-                 self.max_beta)
-        for section in (self.prepare, self.extract, self.normalize, self.train, self.evaluate):
-            section.check()
-        if self.train.arch == "conv2d_grid" and self.extract.ordering != "grid":
+    @model_validator(mode="after")
+    def _model_fits_the_data(self) -> Params:
+        arch, n = self.train.arch, self.extract.num_gaussians
+        if arch == "conv2d_grid" and self.extract.ordering != "grid":
             # Slot k of a Morton sequence has no fixed place on the grid to convolve over.
-            raise ParamsError(
-                "params.yaml: train.arch conv2d_grid needs extract.ordering grid, got "
-                f"{self.extract.ordering!r} (use -S train.arch=conv1d for a Morton sequence)"
-            )
+            raise cross_field(
+                "train.arch conv2d_grid needs extract.ordering grid, got "
+                f"{self.extract.ordering!r} (use -S train.arch=conv1d for a Morton sequence)")
+        if arch != "conv2d_grid":  # the 1D models halve or double the sequence per stage
+            for key in ("encoder_filters", "decoder_filters"):
+                depth = len(getattr(self.train, key))
+                if n % 2**depth:
+                    raise cross_field(
+                        f"extract.num_gaussians ({n}) must be divisible by 2**{depth} for "
+                        f"{depth} train.{key} with train.arch {arch} (or use conv2d_grid)")
+        return self
 
 
-def _require(ok: bool, key: str, allowed: str, got: Any) -> None:
-    if not ok:
-        raise ParamsError(f"params.yaml: {key} must be {allowed}, got {got!r}")
+SECTIONS: dict[str, type[Section]] = {
+    name: field.annotation for name, field in Params.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, Section)
+}
+TYPE_NAMES = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+              "string_type": "a string", "list_type": "a list", "model_type": "a mapping",
+              "dict_type": "a mapping"}
 
 
-def _convert(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
-    if origin is Literal:
-        if value not in args:
-            allowed = " | ".join(repr(a) for a in args)
-            raise ParamsError(f"params.yaml: {key} must be one of {allowed}, got {value!r}")
-        return value
-    if origin in (types.UnionType, typing.Union):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], key)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ParamsError(f"params.yaml: {key} must be a list, got {value!r}")
-        return [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ParamsError(f"params.yaml: {key} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamsError(f"params.yaml: {key} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ParamsError(f"params.yaml: {key} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ParamsError(f"params.yaml: {key} must be a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported annotation {tp!r} for {key}")  # a bug in this module
-
-
-def _build(cls: type, raw: Any, prefix: str) -> Any:
-    where = prefix or "the top level"
-    if not isinstance(raw, dict):
-        raise ParamsError(f"params.yaml: {where} must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
-    unknown = sorted(set(raw) - set(names))
-    if unknown:
-        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ParamsError(
-            f"params.yaml: unknown key {key!r}; allowed in {where}: {', '.join(names)}"
-        )
-    missing = [n for n in names if n not in raw]
-    if missing:
-        key = f"{prefix}.{missing[0]}" if prefix else missing[0]
-        raise ParamsError(f"params.yaml: missing key {key!r}; add it (see README, 'Parameters')")
-    values = {n: _convert(raw[n], hints[n], f"{prefix}.{n}" if prefix else n) for n in names}
-    return cls(**values)
+def _message(err: Any) -> str:
+    """One line for pydantic's error ``err``, in the words the README uses."""
+    loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
+    key = ".".join(loc) + "".join(f"[{p}]" for p in err["loc"] if isinstance(p, int))
+    kind, ctx, got = err["type"], err.get("ctx", {}), err["input"]
+    if kind == "extra_forbidden":
+        section = SECTIONS.get(loc[0], Params) if len(loc) > 1 else Params
+        where = loc[0] if len(loc) > 1 else "the top level"
+        return f"unknown key {key!r}; allowed in {where}: {', '.join(section.model_fields)}"
+    if kind == "missing":
+        return f"missing key {key!r}; add it (see README, 'Parameters')"
+    if kind == "cross_field":
+        return ctx["message"]
+    if kind == "rule":
+        return f"{key} must be {ctx['allowed']}, got {ctx['got']!r}"
+    if kind == "literal_error":
+        return f"{key} must be one of {ctx['expected']}, got {got!r}"
+    if kind in TYPE_NAMES:
+        return f"{key or 'the top level'} must be {TYPE_NAMES[kind]}, got {got!r}"
+    return f"{key}: {err['msg']}"  # a kind not worded above: pydantic's own words
 
 
 def parse_params(raw: Any) -> Params:
-    """Validate a parsed params mapping; raises ParamsError on the first problem."""
-    params = _build(Params, raw, "")
-    params.check()
-    return params
+    """Validate a parsed params mapping; raises ParamsError on the first problem (an unknown
+    key first: a typo also makes the key it meant missing)."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        raise ParamsError(f"params.yaml: {_message(errors[0])}") from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -266,6 +230,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(str(err).replace("params.yaml:", f"{path}:", 1)) from None
 
 
-def as_dict(obj: Any) -> dict[str, Any]:
-    """Plain-dict view of a params dataclass (for checkpoints and HDF5 attributes)."""
-    return dataclasses.asdict(obj)
+def allowed(literal: Any) -> tuple[str, ...]:
+    """The values a Literal type above allows, e.g. ``allowed(Arch)``."""
+    return typing.get_args(literal)

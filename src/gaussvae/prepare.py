@@ -28,29 +28,29 @@ def assign_splits(n: int, val_fraction: float, test_fraction: float, seed: int) 
     return split
 
 
-def prepare_images(cfg: PrepareParams, on_image: Callable[[], None] | None = None) -> ImageSet:
-    """All images of the configured source, resized to ``cfg.image_size``, with splits."""
+def prepare_images(settings: PrepareParams, on_image: Callable[[], None] | None = None) -> ImageSet:
+    """All images of the configured source, resized to ``settings.image_size``, with splits."""
     skipped: list[tuple[str, str]] = []
     upscaled = 0
-    if cfg.source == "synthetic":
+    if settings.source == "synthetic":
         images = []
-        for i in range(cfg.num_images):
-            images.append(generate_image(cfg.seed, i, cfg.image_size))
+        for i in range(settings.num_images):
+            images.append(generate_image(settings.seed, i, settings.image_size))
             if on_image is not None:
                 on_image()
         arr = np.stack(images)
-        sources = [f"synthetic:{cfg.seed}:{i}" for i in range(cfg.num_images)]
+        sources = [f"synthetic:{settings.seed}:{i}" for i in range(settings.num_images)]
     else:
-        assert cfg.folder is not None  # checked by PrepareParams.check
-        loaded = load_folder(cfg.folder, cfg.image_size, on_image)
+        assert settings.folder is not None  # checked in params.py
+        loaded = load_folder(settings.folder, settings.image_size, on_image)
         arr, sources, skipped, upscaled = (
             loaded.images, loaded.sources, loaded.skipped, loaded.upscaled
         )
-    split = assign_splits(len(arr), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    split = assign_splits(len(arr), settings.val_fraction, settings.test_fraction, settings.seed)
     attrs = {
-        "image_size": cfg.image_size,
-        "source_kind": cfg.source,
-        "seed": cfg.seed,
+        "image_size": settings.image_size,
+        "source_kind": settings.source,
+        "seed": settings.seed,
         "skipped": [f"{name}: {reason}" for name, reason in skipped],
         "upscaled": upscaled,
     }

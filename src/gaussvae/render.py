@@ -1,6 +1,6 @@
 """Differentiable 2D Gaussian rasterizer in plain PyTorch (same code on CPU and CUDA).
 
-Parameters per Gaussian, in stored order (see ``CHANNELS``):
+Parameters per Gaussian, in stored order (layout.py):
   xy    (2) centre as a fraction of the image side, pixel i covers [i/S, (i+1)/S)
   scale (2) standard deviations along the Gaussian's own axes, fraction of the image side
   rot   (1) angle in radians of the first axis, counter-clockwise from +x
@@ -8,112 +8,61 @@ Parameters per Gaussian, in stored order (see ``CHANNELS``):
 
 Blending is normalized, as Image-GS does by default: pixel = sum_i w_i c_i / sum_i w_i. That makes
 ``feat`` a real colour and the render robust to a uniform error in scale. Each Gaussian is
-evaluated only on a ``window`` x ``window`` patch of pixels around its centre: a dense
-(Gaussians x pixels) evaluation costs ~190x more on a 2-core CPU (DESIGN.md section 2).
+evaluated only on a ``window`` x ``window`` patch of pixels around its centre, because a dense
+(Gaussians x pixels) evaluation costs two orders of magnitude more (bench/extract.py measures
+it). Reference renderers for tests and benchmarks live in reference_render.py.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-CHANNELS: tuple[str, ...] = ("x", "y", "scale_x", "scale_y", "rot", "r", "g", "b")
-TYPES: dict[str, slice] = {
-    "xy": slice(0, 2),
-    "scale": slice(2, 4),
-    "rot": slice(4, 5),
-    "feat": slice(5, 8),
-}
-NUM_CHANNELS = len(CHANNELS)
+from gaussvae.layout import NUM_CHANNELS
+
 # Pixels no Gaussian reaches get colour 0 rather than 0/0.
-_EPS = 1e-8
+EPS = 1e-8
 
 
-def wrap_rotation(angle: torch.Tensor) -> torch.Tensor:
-    """Angles in radians mapped into [0, pi), the canonical range of ``rot`` (t ~ t + pi).
+def window_grid(cx: torch.Tensor, cy: torch.Tensor, size: int, window: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Where each Gaussian's window lies: per-axis offsets and canvas indices.
 
-    ``torch.remainder(-1e-9, pi)`` is pi - 1e-9, which float32 rounds to pi itself (just above
-    math.pi); those are folded to ~0 so the range really is half-open. Differentiable.
+    cx, cy: centres (B, N, 1) in pixels. Returns dx (B, N, W) and dy (B, N, W), the offsets in
+    pixels from each centre to its window's pixel centres along x (columns) and y (rows); flat
+    indices (B, N, W*W), row-major, into a canvas padded by ``pad = window // 2 + 1`` pixels per
+    side; and pad. The padding takes the parts of windows that fall outside the image, so no
+    clamping or mask is needed, and it is cropped after blending. A NaN centre (a diverged
+    model) maps to a valid index, so the NaN reaches the loss, where training reports it.
     """
-    wrapped = torch.remainder(angle, math.pi)
-    return torch.where(wrapped >= math.pi, wrapped - math.pi, wrapped)
-
-
-def _frame(gaussians: torch.Tensor, size: int) -> tuple[torch.Tensor, ...]:
-    """Per-Gaussian rows of the map from pixel offsets to the Gaussian's own frame (in sigmas).
-
-    u = a1 dx + a2 dy, v = b1 dx + b2 dy with dx, dy in pixels; each (B, N, 1).
-    """
-    sx = gaussians[..., 2:3] * size
-    sy = gaussians[..., 3:4] * size
-    cos = torch.cos(gaussians[..., 4:5])
-    sin = torch.sin(gaussians[..., 4:5])
-    return cos / sx, sin / sx, -sin / sy, cos / sy
-
-
-def _weights(gaussians: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor,
-             size: int) -> torch.Tensor:
-    """Unnormalized weights exp(-(u^2 + v^2)/2) at pixel offsets dx, dy (B, N, K) from centres."""
-    a1, a2, b1, b2 = _frame(gaussians, size)
-    u = a1 * dx + a2 * dy
-    v = b1 * dx + b2 * dy
-    return torch.exp(-0.5 * (u * u + v * v))
-
-
-def _window_geometry(
-    gaussians: torch.Tensor, size: int, window: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Offsets dx, dy (B, N, K) in pixels from each centre to its window's pixel centres, and
-    flat indices (B, N, K) into a canvas padded by ``window // 2 + 1`` pixels per side.
-
-    The padding takes the parts of windows that fall outside the image, so no clamping or mask
-    is needed: one broadcast add makes the indices, and the padding is cropped after blending.
-    """
-    b = gaussians.shape[0]
+    b = cx.shape[0]
     r = window // 2
     pad = r + 1
     side = size + 2 * pad
-    device = gaussians.device
-    offsets = torch.arange(-r, r + 1, device=device)
-    oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
-    oy, ox = oy.reshape(1, 1, -1), ox.reshape(1, 1, -1)
-    cx = gaussians[..., 0:1] * size  # (B, N, 1) pixels
-    cy = gaussians[..., 1:2] * size
+    offsets = torch.arange(-r, r + 1, device=cx.device)
     with torch.no_grad():
-        ix0 = torch.nan_to_num(torch.floor(cx), nan=-1.0).clamp(-1, size).long()  # centre pixel
-        iy0 = torch.nan_to_num(torch.floor(cy), nan=-1.0).clamp(-1, size).long()
-        base = (torch.arange(b, device=device).reshape(-1, 1, 1) * side * side
-                + (iy0 + pad) * side + (ix0 + pad))
-        flat = base + (oy * side + ox)  # (B, N, K)
-    dtype = gaussians.dtype
-    dx = (ix0.to(dtype) + 0.5 - cx) + ox.to(dtype)  # (B, N, K)
-    dy = (iy0.to(dtype) + 0.5 - cy) + oy.to(dtype)
+        ix0 = torch.nan_to_num(torch.floor(cx), nan=-1.0).clamp(-1, size)  # centre pixel
+        iy0 = torch.nan_to_num(torch.floor(cy), nan=-1.0).clamp(-1, size)
+        base = (torch.arange(b, device=cx.device).reshape(-1, 1, 1) * side * side
+                + (iy0.long() + pad) * side + (ix0.long() + pad))
+        flat = base + (offsets.reshape(-1, 1) * side + offsets.reshape(1, -1)).reshape(1, 1, -1)
+    dx = (ix0 + 0.5 - cx) + offsets.to(cx.dtype)  # (B, N, W): column offsets, pixels
+    dy = (iy0 + 0.5 - cy) + offsets.to(cy.dtype)  # row offsets
     return dx, dy, flat, pad
 
 
-def _blend(gaussians: torch.Tensor, w: torch.Tensor, flat: torch.Tensor, size: int,
-           pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalized blend of weights w (B, N, K): image (B, S*S, 3) and denominator (B, S*S, 1).
-
-    The autograd reference path (``render_autograd``); ``render`` blends inside
-    ``_WindowedRender`` the same way without keeping a graph.
-    """
-    b, n, k = w.shape
+def crop_blend(acc: torch.Tensor, b: int, size: int, pad: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded canvas sums (b * side^2, 4) of (w r, w g, w b, w) -> image (B, S*S, 3) and the
+    denominator (B, S*S, 1) of normalized blending."""
     side = size + 2 * pad
-    contrib = torch.cat([w.unsqueeze(-1) * gaussians[..., 5:8].unsqueeze(2), w.unsqueeze(-1)],
-                        dim=-1)
-    acc = w.new_zeros(b * side * side, 4)
-    # Row-wise index_add on the flattened canvas: several times faster on CPU than scatter_add
-    # on an expanded index.
-    acc.index_add_(0, flat.reshape(-1), contrib.reshape(-1, 4))
     acc = acc.reshape(b, side, side, 4)[:, pad:pad + size, pad:pad + size].reshape(b, -1, 4)
-    den = acc[..., 3:4] + _EPS
+    den = acc[..., 3:4] + EPS
     return acc[..., :3] / den, den
 
 
-def _conic(gaussians: torch.Tensor, size: int) -> torch.Tensor:
+def conic(gaussians: torch.Tensor, size: int) -> torch.Tensor:
     """Inverse covariance (A, B, C) in pixels^-2, (B, N, 3): the exponent of a Gaussian at
     pixel offset (dx, dy) is -(A dx^2 + 2 B dx dy + C dy^2) / 2. Plain autograd: (B, N) sized.
     """
@@ -134,49 +83,35 @@ class _WindowedRender(torch.autograd.Function):
     (B, N, window^2) weights take one broadcast add, one multiply-add and one exp, and every
     gradient is a sum over rows or columns of dL/d(exponent) times a per-axis factor. This
     takes a third of the full-size tensor passes of evaluating the rotated frame per pixel
-    (bench/extract.py). Inputs: centres cx, cy (B, N, 1) in pixels, conic (B, N, 3), colours
-    (B, N, 3).
+    (bench/extract.py). Inputs: centres cx, cy (B, N, 1) in pixels, inverse covariances
+    inv_cov (B, N, 3) (``conic``), colours (B, N, 3).
     """
 
     @staticmethod
-    def forward(ctx, cx: torch.Tensor, cy: torch.Tensor, conic: torch.Tensor,
+    def forward(ctx, cx: torch.Tensor, cy: torch.Tensor, inv_cov: torch.Tensor,
                 colours: torch.Tensor, size: int, window: int) -> torch.Tensor:
         b, n, _ = cx.shape
-        r = window // 2
-        pad = r + 1
-        side = size + 2 * pad
-        offsets = torch.arange(-r, r + 1, device=cx.device)
-        # Pixel holding the centre; a NaN centre (a diverged model) maps to a valid index so
-        # the NaN reaches the loss, where training reports it, instead of a bad index here.
-        ix0 = torch.nan_to_num(torch.floor(cx), nan=-1.0).clamp(-1, size)
-        iy0 = torch.nan_to_num(torch.floor(cy), nan=-1.0).clamp(-1, size)
-        dx = (ix0 + 0.5 - cx) + offsets.to(cx.dtype)  # (B, N, W): column offsets, pixels
-        dy = (iy0 + 0.5 - cy) + offsets.to(cy.dtype)  # row offsets
-        a, bb, c = conic[..., 0:1], conic[..., 1:2], conic[..., 2:3]
+        dx, dy, flat, pad = window_grid(cx, cy, size, window)
+        a, bb, c = inv_cov[..., 0:1], inv_cov[..., 1:2], inv_cov[..., 2:3]
         e = (-0.5 * a * dx * dx).unsqueeze(-2) + (-0.5 * c * dy * dy).unsqueeze(-1)  # [row, col]
         e.addcmul_((-bb * dy).unsqueeze(-1), dx.unsqueeze(-2))
         w = e.exp_().reshape(b, n, window * window)
-        # Flat indices into the padded canvas (see _window_geometry), row-major like w.
-        base = (torch.arange(b, device=cx.device).reshape(-1, 1, 1) * side * side
-                + (iy0.long() + pad) * side + (ix0.long() + pad))
-        flat = base + (offsets.reshape(-1, 1) * side + offsets.reshape(1, -1)).reshape(1, 1, -1)
         contrib = w.new_empty(b, n, window * window, 4)
         torch.mul(w.unsqueeze(-1), colours.unsqueeze(2), out=contrib[..., :3])
         contrib[..., 3] = w
+        side = size + 2 * pad
         acc = w.new_zeros(b * side * side, 4)
         # Row-wise index_add on the flattened canvas: several times faster on CPU than
         # scatter_add on an expanded index.
         acc.index_add_(0, flat.reshape(-1), contrib.reshape(-1, 4))
-        acc = acc.reshape(b, side, side, 4)[:, pad:pad + size, pad:pad + size].reshape(b, -1, 4)
-        den = acc[..., 3:4] + _EPS
-        image = acc[..., :3] / den
-        ctx.save_for_backward(conic, colours, dx, dy, w, flat, image, den)
+        image, den = crop_blend(acc, b, size, pad)
+        ctx.save_for_backward(inv_cov, colours, dx, dy, w, flat, image, den)
         ctx.size, ctx.pad, ctx.window = size, pad, window
         return image.reshape(b, size, size, 3)
 
     @staticmethod
     def backward(ctx, grad_image: torch.Tensor):  # type: ignore[override]
-        conic, colours, dx, dy, w, flat, image, den = ctx.saved_tensors
+        inv_cov, colours, dx, dy, w, flat, image, den = ctx.saved_tensors
         size, pad, window = ctx.size, ctx.pad, ctx.window
         b, n, k = w.shape
         side = size + 2 * pad
@@ -200,7 +135,7 @@ class _WindowedRender(torch.autograd.Function):
         cross = torch.einsum("bnyx,bnx->bny", ge, dx)  # sum over columns of ge * dx, per row
         sum_dx = (per_col * dx).sum(-1, keepdim=True)  # sum of ge * dx over the window
         sum_dy = (per_row * dy).sum(-1, keepdim=True)
-        a, bb, c = conic[..., 0:1], conic[..., 1:2], conic[..., 2:3]
+        a, bb, c = inv_cov[..., 0:1], inv_cov[..., 1:2], inv_cov[..., 2:3]
         grad_conic = torch.cat([-0.5 * (per_col * dx * dx).sum(-1, keepdim=True),
                                 -(cross * dy).sum(-1, keepdim=True),
                                 -0.5 * (per_row * dy * dy).sum(-1, keepdim=True)], dim=-1)
@@ -222,27 +157,7 @@ def render(gaussians: torch.Tensor, size: int, window: int = 9) -> torch.Tensor:
     if window < 1 or window % 2 == 0:
         raise ValueError(f"window must be a positive odd integer, got {window}")
     return _WindowedRender.apply(gaussians[..., 0:1] * size, gaussians[..., 1:2] * size,
-                                 _conic(gaussians, size), gaussians[..., 5:8], size, window)
-
-
-def render_autograd(gaussians: torch.Tensor, size: int, window: int = 9) -> torch.Tensor:
-    """Same as ``render`` but differentiated by autograd: the reference for its backward."""
-    dx, dy, flat, pad = _window_geometry(gaussians, size, window)
-    image, _ = _blend(gaussians, _weights(gaussians, dx, dy, size), flat, size, pad)
-    return image.reshape(gaussians.shape[0], size, size, 3)
-
-
-def render_dense(gaussians: torch.Tensor, size: int) -> torch.Tensor:
-    """Reference renderer: every Gaussian at every pixel, no window. For tests and benchmarks."""
-    b = gaussians.shape[0]
-    coords = torch.arange(size, device=gaussians.device, dtype=gaussians.dtype) + 0.5
-    py, px = torch.meshgrid(coords, coords, indexing="ij")
-    dx = px.reshape(1, 1, -1) - gaussians[..., 0:1] * size  # (B, N, P)
-    dy = py.reshape(1, 1, -1) - gaussians[..., 1:2] * size
-    w = _weights(gaussians, dx, dy, size)
-    num = torch.einsum("bnp,bnc->bpc", w, gaussians[..., 5:8])
-    den = w.sum(dim=1).unsqueeze(-1)
-    return (num / (den + _EPS)).reshape(b, size, size, 3)
+                                 conic(gaussians, size), gaussians[..., 5:8], size, window)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

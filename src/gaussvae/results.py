@@ -97,7 +97,7 @@ def select_runs(runs: Iterator[tuple[str, dict, dict]]) -> list[tuple[str, dict,
     Rows of plain commits (earlier default runs that `--all-commits` lists so that experiments
     of older commits appear) are dropped, and so is a branch row equal to the workspace (main
     right after a commit). Two experiments with equal results both stay: that they agree is
-    worth seeing (e.g. the seed's base config and the equal-weighting ablation).
+    worth seeing (e.g. the original GaussVAE's base config and the equal-weighting ablation).
     """
     seen: set[str] = set()
     workspace = None

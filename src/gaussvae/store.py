@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from gaussvae.atomic import atomic_path
-from gaussvae.render import CHANNELS, TYPES
+from gaussvae.layout import CHANNELS, TYPES
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SCHEMA_VERSION = 1
@@ -87,14 +87,15 @@ def write_images(path: str | Path, data: ImageSet) -> None:
         _set_attrs(f, {"schema_version": SCHEMA_VERSION, **data.attrs})
 
 
-def read_images(path: str | Path) -> ImageSet:
+def _read(path: str | Path, cls: type, arrays: tuple[str, ...]) -> Any:
+    """A whole file into ``cls``: the named datasets, split, sources and file attributes."""
     with h5py.File(path, "r") as f:
-        return ImageSet(
-            images=f["images"][()],
-            split=f["split"][()],
-            sources=_read_sources(f),
-            attrs=_get_attrs(f),
-        )
+        data = {name: f[name][()] for name in (*arrays, "split")}
+        return cls(**data, sources=_read_sources(f), attrs=_get_attrs(f))
+
+
+def read_images(path: str | Path) -> ImageSet:
+    return _read(path, ImageSet, ("images",))
 
 
 def write_gaussians(path: str | Path, data: GaussianSet) -> None:
@@ -113,11 +114,4 @@ def write_gaussians(path: str | Path, data: GaussianSet) -> None:
 
 
 def read_gaussians(path: str | Path) -> GaussianSet:
-    with h5py.File(path, "r") as f:
-        return GaussianSet(
-            gaussians=f["gaussians"][()],
-            split=f["split"][()],
-            psnr=f["psnr"][()],
-            sources=_read_sources(f),
-            attrs=_get_attrs(f),
-        )
+    return _read(path, GaussianSet, ("gaussians", "psnr"))

@@ -1,10 +1,11 @@
 """Stage 'train': the VAE training loop with beta warm-up, early stopping and exact resume.
 
-Sections of one epoch: schedule (beta), steps, evaluate (validation, z = mu), plateau logic,
-log (TensorBoard + TSV), checkpoint. Every epoch starts from ``torch.manual_seed(seed, epoch)``,
-so a run resumed from its checkpoint ends with the same weights and metrics as an uninterrupted
-one. Early stopping and learning-rate cuts watch the validation RECONSTRUCTION loss: the total
-loss rises by design while beta ramps up.
+One epoch, in named steps: schedule (beta and the sample order), ``train_epoch`` (the steps),
+validate (z = mu), ``RunState.plateau`` (learning-rate cuts, early stopping, the kept model),
+log (TensorBoard and the history TSV), checkpoint. Every epoch starts from a seed made of
+(train.seed, epoch), so a run resumed from its checkpoint ends with the same weights and metrics
+as an uninterrupted one. Early stopping and learning-rate cuts watch the validation
+RECONSTRUCTION loss: the total loss rises by design while beta ramps up.
 """
 
 from __future__ import annotations
@@ -17,34 +18,31 @@ import math
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from gaussvae.atomic import atomic_path, write_json
-from gaussvae.loss import beta_at, type_losses, vae_loss
+from gaussvae.atomic import atomic_path, rounded, write_json
+from gaussvae.errors import TrainingDiverged
+from gaussvae.loss import Objective, RenderTerm, beta_at, type_losses
 from gaussvae.model import VAE, VAEConfig, build_model, count_parameters
-from gaussvae.normalize import NormStats, denormalize, normalize
-from gaussvae.params import Params, as_dict
-from gaussvae.render import RenderSpec, render, to_valid
+from gaussvae.normalize import NormStats, normalize
+from gaussvae.params import Params
+from gaussvae.render import RenderSpec
+from gaussvae.scores import split_scores
 from gaussvae.store import GaussianSet
 
 log = logging.getLogger(__name__)
 
+TYPE_NAMES = ("xy", "scale", "rot", "feat")
+# One row per epoch in metrics/train_history.tsv (DVC plots) and in TensorBoard.
 HISTORY_COLUMNS = (
     "epoch", "beta", "lr", "train_loss", "train_recon", "train_kl", "val_recon", "val_kl",
-    "val_xy", "val_scale", "val_rot", "val_feat", "val_active_units",
-    "train_xy", "train_scale", "train_rot", "train_feat",
+    *(f"val_{t}" for t in TYPE_NAMES), "val_active_units", *(f"train_{t}" for t in TYPE_NAMES),
 )
-# A latent dimension is "active" when its posterior mean varies across inputs (DESIGN.md 4).
-ACTIVE_VARIANCE = 0.01
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message names the epoch and step."""
 
 
 @dataclass(frozen=True)
@@ -56,83 +54,98 @@ class TrainPaths:
     metrics: Path  # metrics/train.json
 
 
-def model_config(params: Params, num_gaussians: int) -> VAEConfig:
+@dataclass
+class RunState:
+    """What an interrupted run needs to continue exactly, besides model and optimizer."""
+
+    epoch: int = 0  # epochs completed
+    best: float = math.inf  # best validation reconstruction so far
+    bad_epochs: int = 0  # epochs since it improved
+    history: list[dict] = field(default_factory=list)
+    best_state: dict | None = None  # weights of the best epoch, on the CPU
+
+    def plateau(self, val_recon: float, model: VAE, patience: int) -> bool:
+        """Keep the model if it is the best so far; True when training should stop."""
+        if val_recon < self.best:
+            self.best, self.bad_epochs = val_recon, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= patience
+
+
+def make_objective(params: Params, data: GaussianSet, stats: NormStats) -> Objective:
+    """The training objective params.yaml describes, for data normalized with ``stats``."""
     t = params.train
-    return VAEConfig(
-        arch=t.arch, num_gaussians=num_gaussians, latent_dim=params.latent_dim,
-        encoder_filters=tuple(t.encoder_filters), decoder_filters=tuple(t.decoder_filters),
-        kernel_size=t.kernel_size, resnet_blocks=t.resnet_blocks,
-        bottleneck_channels=t.bottleneck_channels, logvar_min=t.logvar_min,
-        logvar_max=t.logvar_max,
-    )
+    render = None
+    if t.render_loss_weight > 0:
+        render = RenderTerm(t.render_loss_weight, RenderSpec.from_attrs(data.attrs), stats)
+    return Objective(t.loss_weighting, stats.types, render)
 
 
-def load_model(path: str | Path, device: torch.device) -> tuple[VAE, NormStats, dict]:
-    """Rebuild the trained model from models/model.pt alone (config, weights, stats)."""
-    blob = torch.load(path, map_location=device, weights_only=False)
-    model = build_model(VAEConfig.from_dict(blob["model_config"])).to(device)
-    model.load_state_dict(blob["state_dict"])
-    model.eval()
-    return model, NormStats.from_json(blob["norm_stats"]), blob
+def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, batch: torch.Tensor,
+               target_pixels: torch.Tensor | None, objective: Objective, beta: float,
+               amp: bool) -> tuple[Any, torch.Tensor]:
+    """One optimizer step on a batch (B, N, 8) in model units; returns the loss parts and KL
+    (B,). Raises TrainingDiverged (without stepping) on a NaN or infinite loss."""
+    with torch.autocast(device_type=batch.device.type, dtype=torch.float16, enabled=amp):
+        pred, post = net(batch)
+    kl = post.kl().float()
+    parts = objective(pred.float(), batch, kl, beta, target_pixels)
+    if not torch.isfinite(parts.total):
+        raise TrainingDiverged(f"loss became {float(parts.total.detach())}")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(parts.total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return parts, kl
 
 
-@torch.no_grad()
-def reconstruct(model: VAE, x: torch.Tensor, batch: int = 256
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Normalized predictions, posterior means and KL (nats/sample) with z = mu."""
-    preds, mus, kls = [], [], []
-    for i in range(0, len(x), batch):
-        pred, post = model(x[i:i + batch], sample=False)
-        preds.append(pred.float())
-        mus.append(post.mu.float())
-        kls.append(post.kl().float())
-    return torch.cat(preds), torch.cat(mus), torch.cat(kls)
+def train_epoch(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                scaler: torch.amp.GradScaler, x: torch.Tensor, target_pixels: torch.Tensor | None,
+                order: torch.Tensor, objective: Objective, beta: float, batch_size: int,
+                amp: bool, epoch: int) -> dict[str, float]:
+    """One pass over x[order] in batches; mean loss, recon, KL and per-type train losses."""
+    net.train()
+    sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    channel_sums = torch.zeros(x.shape[-1], device=x.device)
+    n_steps = 0
+    for step, start in enumerate(range(0, len(order), batch_size)):
+        idx = order[start:start + batch_size].to(x.device)
+        pixels = None if target_pixels is None else target_pixels[idx]
+        try:
+            parts, kl = train_step(net, optimizer, scaler, x[idx], pixels, objective, beta, amp)
+        except TrainingDiverged as err:
+            raise TrainingDiverged(
+                f"{err} at epoch {epoch + 1}, step {step + 1}; lower train.learning_rate or "
+                "check data/gaussians.h5 for NaN/inf") from None
+        sums["loss"] += float(parts.total.detach())
+        sums["recon"] += float(parts.recon.detach())
+        sums["kl"] += float(kl.detach().mean())
+        channel_sums += parts.per_channel.detach()
+        n_steps += 1
+    types = type_losses(channel_sums / n_steps, objective.types)
+    return {**{k: v / n_steps for k, v in sums.items()}, **{k: float(v) for k, v in types.items()}}
 
 
-@torch.no_grad()
-def evaluate_split(
-    model: VAE, x: torch.Tensor, weighting: str, types: dict[str, slice],
-    batch_size: int = 256,
-) -> dict[str, float]:
-    """Deterministic (z = mu) losses, KL and active units on x (n, N, 8) in model units."""
-    model.eval()
-    pred, mu, kl = reconstruct(model, x, batch_size)
-    _, recon, per_channel = vae_loss(pred, x, kl, 0.0, weighting, types)
-    out = {"recon": float(recon), "kl": float(kl.mean())}
-    out.update({k: float(v) for k, v in type_losses(per_channel, types).items()})
-    var = mu.var(dim=0) if len(mu) > 1 else torch.zeros_like(mu[0])
-    out["active_units"] = int((var > ACTIVE_VARIANCE).sum())
-    return out
+def epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> torch.Tensor:
+    """This rank's sample order for ``epoch``; seeds the epoch's RNG (the reparameterization
+    noise too), so a resumed run draws what an uninterrupted one does. Under DDP every rank
+    must run the same number of steps (one all-reduce per step)."""
+    torch.manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(n)
+    return perm[: len(perm) - len(perm) % world][rank::world]
 
 
-def _config_hash(params: Params, stats: NormStats, n_train: int) -> str:
-    blob = json.dumps({"train": as_dict(params.train), "latent_dim": params.latent_dim,
-                       "max_beta": params.max_beta, "stats": stats.to_json(),
-                       "n_train": n_train}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def save_torch(path: str | Path, obj: Any) -> None:
-    """torch.save, atomically and byte-stable.
-
-    torch.save to a path names the archive's top folder after the file, and atomic_path's
-    temporary name is random, so the same model gave different bytes (and a new DVC hash) on
-    every run; saved through a buffer the folder is always "archive".
-    """
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
-
-
-def _dist_info() -> tuple[int, int]:
-    """(rank, world size) under torchrun; (0, 1) for a plain single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
-    rank = torch.distributed.get_rank() if world > 1 else 0
-    return rank, world
+def history_row(epoch: int, beta: float, lr: float, train: dict, val: dict) -> dict:
+    row = {"epoch": epoch + 1, "beta": beta, "lr": lr, "train_loss": train["loss"],
+           "train_recon": train["recon"], "train_kl": train["kl"],
+           "val_recon": val["loss"]["total"], "val_kl": val["kl_nats"],
+           **{f"val_{t}": val["loss"][t] for t in TYPE_NAMES},
+           "val_active_units": val["active_units"],
+           **{f"train_{t}": train[t] for t in TYPE_NAMES}}
+    return {c: row[c] for c in HISTORY_COLUMNS}
 
 
 def train(
@@ -145,172 +158,181 @@ def train(
 ) -> dict:
     """Train (or resume) the VAE; writes model, checkpoint, logs, history; returns metrics."""
     t = params.train
-    rank, world = _dist_info()
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    main = rank == 0
-
-    x_train = normalize(torch.from_numpy(data.gaussians[data.select("train")]), stats).to(device)
-    x_val = normalize(torch.from_numpy(data.gaussians[data.select("val")]), stats).to(device)
-    num_gaussians = data.gaussians.shape[1]
-    cfg = model_config(params, num_gaussians)
+    rank, world, device = _setup_distributed(device)
+    is_rank0 = rank == 0
+    x_train, x_val = (normalize(torch.from_numpy(data.gaussians[data.select(s)]), stats)
+                      .to(device) for s in ("train", "val"))
+    config = VAEConfig.from_params(params, x_train.shape[1])
     torch.manual_seed(t.seed)
-    model = build_model(cfg).to(device)
+    model = build_model(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.learning_rate)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=t.lr_factor, patience=t.lr_patience
-    )
-    # Optional render-space term: decoded Gaussians are rendered and compared, in pixels, with
-    # the render of the fitted ones (rendered once here, not per step).
-    spec = RenderSpec.from_attrs(data.attrs) if t.render_loss_weight > 0 else None
-    target_px = None
-    if spec is not None:
+        optimizer, mode="min", factor=t.lr_factor, patience=t.lr_patience)
+    objective = make_objective(params, data, stats)
+    target_pixels = None
+    if objective.render is not None:
         fitted = torch.from_numpy(data.gaussians[data.select("train")]).to(device)
-        with torch.no_grad():
-            target_px = torch.cat([render(fitted[i:i + 256], spec.image_size, spec.window)
-                                   for i in range(0, len(fitted), 256)])
-    amp = device.type == "cuda"  # mixed precision only where it pays and is tested by users
+        target_pixels = objective.render.targets(fitted)
+    amp = device.type == "cuda"  # mixed precision where it pays
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     config_hash = _config_hash(params, stats, len(x_train))
-
-    start_epoch, best, bad_epochs, history, best_state = 0, math.inf, 0, [], None
-    if paths.checkpoint.exists():
-        ckpt = torch.load(paths.checkpoint, map_location=device, weights_only=False)
-        if ckpt.get("config_hash") == config_hash and not ckpt.get("finished", False):
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            start_epoch, best, bad_epochs = ckpt["epoch"], ckpt["best"], ckpt["bad_epochs"]
-            history, best_state = ckpt["history"], ckpt["best_state"]
-            log.info("resuming from %s at epoch %d", paths.checkpoint, start_epoch)
-    if start_epoch == 0 and main and paths.log_dir.exists():
+    state = _resume(paths.checkpoint, config_hash, model, optimizer, scheduler, device)
+    if state.epoch == 0 and is_rank0 and paths.log_dir.exists():
         shutil.rmtree(paths.log_dir)  # a fresh run must not mix with an old run's events
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    writer = SummaryWriter(str(paths.log_dir), purge_step=start_epoch) if main else None
-    if main:
-        log.info("model %s: %d parameters", cfg.arch, count_parameters(model))
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    writer = SummaryWriter(str(paths.log_dir), purge_step=state.epoch) if is_rank0 else None
+    if is_rank0:
+        log.info("model %s: %d parameters", config.arch, count_parameters(model))
 
     stopped_early = False
-    for epoch in range(start_epoch, t.epochs):
+    for epoch in range(state.epoch, t.epochs):
         # --- schedule
         beta = beta_at(epoch, params.max_beta, t.beta_warmup_epochs)
-        torch.manual_seed(t.seed * 100_003 + epoch)
-        perm = torch.randperm(len(x_train))
-        # Under DDP every rank must run the same number of steps (all-reduce per step).
-        perm = perm[: len(perm) - len(perm) % world][rank::world]
+        order = epoch_order(len(x_train), t.seed, epoch, rank, world)
         # --- steps
-        net.train()
-        sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
-        channel_sums = torch.zeros(8, device=device)
-        n_steps = 0
-        for step, start in enumerate(range(0, len(perm), t.batch_size)):
-            idx = perm[start:start + t.batch_size].to(device)
-            batch = x_train[idx]
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                pred, post = net(batch)
-            kl = post.kl().float()
-            total, recon, per_channel = vae_loss(pred.float(), batch, kl, beta,
-                                                 t.loss_weighting, stats.types)
-            if spec is not None:
-                decoded = to_valid(denormalize(pred.float(), stats), spec)
-                pixels = render(decoded, spec.image_size, spec.window)
-                total = total + t.render_loss_weight * ((pixels - target_px[idx]) ** 2).mean()
-            if not torch.isfinite(total):
-                raise TrainingDiverged(
-                    f"loss became {float(total.detach())} at epoch {epoch + 1}, step {step + 1}; "
-                    "lower train.learning_rate or check data/gaussians.h5 for NaN/inf"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            sums["loss"] += float(total.detach())
-            sums["recon"] += float(recon.detach())
-            sums["kl"] += float(kl.detach().mean())
-            channel_sums += per_channel.detach()
-            n_steps += 1
-        train_types = {k: float(v) for k, v in
-                       type_losses(channel_sums / n_steps, stats.types).items()}
-        # --- evaluate
-        val = evaluate_split(model, x_val, t.loss_weighting, stats.types)
-        lr = optimizer.param_groups[0]["lr"]
-        row = {"epoch": epoch + 1, "beta": beta, "lr": lr,
-               "train_loss": sums["loss"] / n_steps, "train_recon": sums["recon"] / n_steps,
-               "train_kl": sums["kl"] / n_steps, "val_recon": val["recon"], "val_kl": val["kl"],
-               "val_xy": val["xy"], "val_scale": val["scale"], "val_rot": val["rot"],
-               "val_feat": val["feat"], "val_active_units": val["active_units"],
-               **{f"train_{k}": v for k, v in train_types.items()}}
-        history.append(row)
-        # --- plateau logic on validation reconstruction
-        scheduler.step(val["recon"])
-        if val["recon"] < best:
-            best, bad_epochs = val["recon"], 0
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        else:
-            bad_epochs += 1
-        stopped_early = bad_epochs >= t.early_stopping_patience
-        # --- log
-        if writer is not None:
-            _log_epoch(writer, model, x_val, row, epoch + 1)
-        if on_epoch is not None and main:
-            on_epoch(epoch + 1, row)
-        # --- checkpoint
-        if main:
-            save_torch(paths.checkpoint, {
-                "config_hash": config_hash, "epoch": epoch + 1, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "best": best, "bad_epochs": bad_epochs, "history": history,
-                "best_state": best_state, "model_config": cfg.to_dict(),
-                "params": as_dict(params), "norm_stats": stats.to_json(),
-                "finished": stopped_early or epoch + 1 == t.epochs,
-            })
+        train_losses = train_epoch(net, optimizer, scaler, x_train, target_pixels, order,
+                                   objective, beta, t.batch_size, amp, epoch)
+        # --- validate
+        val = split_scores(model, x_val, t.loss_weighting, stats.types)
+        row = history_row(epoch, beta, optimizer.param_groups[0]["lr"], train_losses, val)
+        state.history.append(row)
+        # --- plateau: learning-rate cuts, the kept model, early stopping
+        scheduler.step(row["val_recon"])
+        stopped_early = state.plateau(row["val_recon"], model, t.early_stopping_patience)
+        state.epoch = epoch + 1
+        # --- log and checkpoint
+        if is_rank0:
+            _log_epoch(writer, model, x_val, row)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, row)
+            _save_checkpoint(paths.checkpoint, state, model, optimizer, scheduler, config_hash,
+                             config, params, stats, stopped_early or epoch + 1 == t.epochs)
         if stopped_early:
             log.info("early stop at epoch %d: no better val recon for %d epochs",
-                     epoch + 1, bad_epochs)
+                     epoch + 1, state.bad_epochs)
             break
     if writer is not None:
         writer.close()
     if world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    if not main:
+    if not is_rank0:
         return {}
-
-    assert best_state is not None, "training ran no epoch"
-    model.load_state_dict(best_state)
-    save_torch(paths.model, {"model_config": cfg.to_dict(), "state_dict": best_state,
-                             "norm_stats": stats.to_json(), "params": as_dict(params)})
-    _write_history(paths.history, history)
-    metrics = _train_metrics(history, model, x_train, x_val, t.loss_weighting, stats.types)
-    metrics["parameters"] = count_parameters(model)
-    metrics["stopped_early"] = int(stopped_early)
-    write_json(paths.metrics, metrics)
-    return metrics
+    return _export(paths, state, model, config, params, stats, x_train, x_val, stopped_early)
 
 
-def _log_epoch(writer: SummaryWriter, model: VAE, x_val: torch.Tensor, row: dict,
-               step: int) -> None:
-    writer.add_scalar("train/loss", row["train_loss"], step)
-    writer.add_scalar("train/recon", row["train_recon"], step)
-    writer.add_scalar("train/kl", row["train_kl"], step)
-    writer.add_scalar("val/recon", row["val_recon"], step)
-    writer.add_scalar("val/kl", row["val_kl"], step)
-    for name in ("xy", "scale", "rot", "feat"):
-        writer.add_scalar(f"val/loss_{name}", row[f"val_{name}"], step)
-        writer.add_scalar(f"train/loss_{name}", row[f"train_{name}"], step)
-    writer.add_scalar("schedule/beta", row["beta"], step)
-    writer.add_scalar("schedule/lr", row["lr"], step)
-    writer.add_scalar("latent/active_units", row["val_active_units"], step)
+def _setup_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, this rank's device) under torchrun; (0, 1, device) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return torch.distributed.get_rank(), world, device
+
+
+def _config_hash(params: Params, stats: NormStats, n_train: int) -> str:
+    blob = json.dumps({"train": params.train.model_dump(), "latent_dim": params.latent_dim,
+                       "max_beta": params.max_beta, "stats": stats.to_json(),
+                       "n_train": n_train}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save_torch(path: str | Path, obj: Any) -> None:
+    """torch.save, atomically and byte-stable.
+
+    torch.save to a path names the archive's top folder after the file, and atomic_path's
+    temporary name is random; saved through a buffer the folder is always "archive", so the
+    same weights give the same bytes (and DVC sees an unchanged output).
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def _resume(path: Path, config_hash: str, model: VAE, optimizer: torch.optim.Optimizer,
+            scheduler: Any, device: torch.device) -> RunState:
+    """The state of an unfinished run of the same config and data, or a fresh one."""
+    if not path.exists():
+        return RunState()
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    if ckpt.get("config_hash") != config_hash or ckpt.get("finished", False):
+        return RunState()
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    log.info("resuming from %s at epoch %d", path, ckpt["epoch"])
+    return RunState(ckpt["epoch"], ckpt["best"], ckpt["bad_epochs"], ckpt["history"],
+                    ckpt["best_state"])
+
+
+def _save_checkpoint(path: Path, state: RunState, model: VAE,
+                     optimizer: torch.optim.Optimizer, scheduler: Any, config_hash: str,
+                     config: VAEConfig, params: Params, stats: NormStats,
+                     finished: bool) -> None:
+    save_torch(path, {
+        "config_hash": config_hash, "epoch": state.epoch, "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "best": state.best, "bad_epochs": state.bad_epochs, "history": state.history,
+        "best_state": state.best_state, "model_config": config.to_dict(),
+        "params": params.model_dump(), "norm_stats": stats.to_json(), "finished": finished,
+    })
+
+
+def _log_epoch(writer: SummaryWriter, model: VAE, x_val: torch.Tensor, row: dict) -> None:
+    """Every history column as a scalar (train/..., val/..., schedule/...) and the latent's
+    posterior histograms."""
+    step = row["epoch"]
+    for column in HISTORY_COLUMNS[1:]:
+        split, _, name = column.partition("_")
+        writer.add_scalar(f"{split}/{name}" if name else f"schedule/{split}", row[column], step)
     with torch.no_grad():
         post = model.encode(x_val[:512])
     writer.add_histogram("latent/mu", post.mu.float().cpu(), step)
     writer.add_histogram("latent/logvar", post.logvar.float().cpu(), step)
     writer.flush()
+
+
+def _export(paths: TrainPaths, state: RunState, model: VAE, config: VAEConfig, params: Params,
+            stats: NormStats, x_train: torch.Tensor, x_val: torch.Tensor,
+            stopped_early: bool) -> dict:
+    """Write the kept model, the history TSV and metrics/train.json; return the metrics."""
+    if state.best_state is None:
+        raise RuntimeError("training ran no epoch")  # epochs >= 1 is checked in params
+    model.load_state_dict(state.best_state)
+    save_torch(paths.model, {"model_config": config.to_dict(), "state_dict": state.best_state,
+                             "norm_stats": stats.to_json(), "params": params.model_dump()})
+    _write_history(paths.history, state.history)
+    weighting, types = params.train.loss_weighting, stats.types
+    best_row = min(state.history, key=lambda r: r["val_recon"])
+    last = state.history[-1]
+    metrics = {
+        "epochs_run": last["epoch"],
+        "best_epoch": best_row["epoch"],
+        "final": {"beta": last["beta"], "lr": last["lr"], "train_recon": last["train_recon"],
+                  "train_kl": last["train_kl"], "val_recon": last["val_recon"],
+                  "val_kl": last["val_kl"]},
+        "best": {split: _flat_scores(split_scores(model, x, weighting, types))
+                 for split, x in (("train", x_train), ("val", x_val))},
+        "parameters": count_parameters(model),
+        "stopped_early": int(stopped_early),
+    }
+    metrics = rounded(metrics, 6)
+    write_json(paths.metrics, metrics)
+    return metrics
+
+
+def _flat_scores(scores: dict) -> dict:
+    """Training's view of split scores: recon, kl, per-type losses, active units."""
+    return {"recon": scores["loss"]["total"], "kl": scores["kl_nats"],
+            **{t: scores["loss"][t] for t in TYPE_NAMES}, "active_units": scores["active_units"]}
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
@@ -321,25 +343,3 @@ def _write_history(path: Path, history: list[dict]) -> None:
         ))
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
-
-
-def _train_metrics(history: list[dict], model: VAE, x_train: torch.Tensor,
-                   x_val: torch.Tensor, weighting: str, types: dict[str, slice]) -> dict:
-    """Scalars only (DVC drops lists): final epoch's values and the best model's (per-type
-    losses in model units, i.e. of the encoded channels; eval.json reports stored channels)."""
-    best_row = min(history, key=lambda r: r["val_recon"])
-    last = history[-1]
-    best_train = evaluate_split(model, x_train, weighting, types)
-    best_val = evaluate_split(model, x_val, weighting, types)
-
-    def rounded(d: dict) -> dict:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
-
-    return {
-        "epochs_run": last["epoch"],
-        "best_epoch": best_row["epoch"],
-        "final": rounded({"beta": last["beta"], "lr": last["lr"],
-                          "train_recon": last["train_recon"], "train_kl": last["train_kl"],
-                          "val_recon": last["val_recon"], "val_kl": last["val_kl"]}),
-        "best": {"train": rounded(best_train), "val": rounded(best_val)},
-    }

@@ -1,0 +1,104 @@
+"""dvc.yaml lists, for each stage, exactly the code the stage runs: its script and every module
+of this repository that the script imports, directly or through other modules (read with ast,
+nothing is imported). A missing dep means `dvc repro` would not re-run the stage after that
+module changes; an extra one re-runs it for nothing."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+CODE_DIRS = ("src/", "stages/")
+
+
+def _module_file(name: str, script_dir: Path) -> list[Path]:
+    """Files of this repository that importing ``name`` runs (packages' __init__ included)."""
+    parts = name.split(".")
+    if parts[0] == "gaussvae":
+        files = []
+        for i in range(1, len(parts) + 1):
+            base = REPO / "src" / Path(*parts[:i])
+            if (base / "__init__.py").exists():
+                files.append(base / "__init__.py")
+            elif base.with_suffix(".py").exists():
+                files.append(base.with_suffix(".py"))
+        return files
+    local = script_dir / f"{name}.py"  # a helper beside the stage script (_local_src)
+    return [local] if len(parts) == 1 and local.exists() else []
+
+
+def import_closure(script: Path) -> set[str]:
+    """Repository-relative paths of the script and everything in this repository it imports."""
+    seen: set[Path] = set()
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                todo.extend(_module_file(name, script.parent))
+    return {str(p.relative_to(REPO)) for p in seen}
+
+
+def stage_code(pipeline: dict) -> dict[str, tuple[set[str], set[str]]]:
+    """Per stage: (code it imports, code dvc.yaml lists in its deps)."""
+    out = {}
+    for name, stage in pipeline["stages"].items():
+        script = re.search(r"stages/\w+\.py", stage["cmd"])
+        assert script, f"stage {name!r}: no stages/*.py in its cmd"
+        listed = {d for d in stage.get("deps", []) if d.startswith(CODE_DIRS)}
+        out[name] = (import_closure(REPO / script.group(0)), listed)
+    return out
+
+
+def problems(pipeline: dict) -> list[str]:
+    out = []
+    for name, (imported, listed) in stage_code(pipeline).items():
+        out += [f"stage {name!r} imports {p} but dvc.yaml does not list it in its deps"
+                for p in sorted(imported - listed)]
+        out += [f"stage {name!r} lists {p} in its deps but does not import it"
+                for p in sorted(listed - imported)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+
+def test_dvc_yaml_deps_are_exactly_the_code_each_stage_runs(pipeline):
+    assert problems(pipeline) == []
+
+
+def test_removing_any_code_dep_is_noticed(pipeline):
+    for name, stage in pipeline["stages"].items():
+        for dep in [d for d in stage["deps"] if d.startswith(CODE_DIRS)]:
+            stage["deps"].remove(dep)
+            assert problems(pipeline) == [
+                f"stage {name!r} imports {dep} but dvc.yaml does not list it in its deps"]
+            stage["deps"].append(dep)
+
+
+def test_cheap_stages_do_not_load_torch():
+    """prepare and normalize are cheap; importing torch would cost them seconds and memory."""
+    for stage in ("prepare", "normalize"):
+        code = (f"import sys; sys.path.insert(0, 'stages'); import {stage}; "
+                "print('torch' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                             text=True, check=True)
+        assert out.stdout.strip() == "False", stage
