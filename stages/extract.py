@@ -49,7 +49,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     write_gaussians(args.out, result)
     if args.metrics:
-        write_json(args.metrics, extract_metrics(result, seconds))
+        write_json(args.metrics, extract_metrics(result, seconds, images))
     print(f"fitted {len(result.psnr)} images in {seconds:.1f}s, mean PSNR "
           f"{result.psnr.mean():.2f} dB -> {args.out}")
 

@@ -42,6 +42,8 @@ def test_sweep_knobs_are_top_level():
          "extract.num_gaussians (30) must be divisible by 2**2"),
         (lambda r: r["extract"].update(min_scale_px=3.0, max_scale_px=2.0),
          "extract.min_scale_px must be below extract.max_scale_px"),
+        (lambda r: r["extract"].update(window=9, max_scale_px=2.0),
+         "extract.max_scale_px must be at most extract.window / 6 = 1.5 (the window must cover"),
         (lambda r: r["train"].update(encoder_filters=[]),
          "train.encoder_filters must be a non-empty"),
         (lambda r: r["train"].update(encoder_filters=[8, 1.5]),

@@ -1,10 +1,16 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from gaussvae.fit import fit_images
+from gaussvae.ordering import grid_slots
+from gaussvae.params import load_params
 from gaussvae.reference_render import render_autograd, render_dense
 from gaussvae.render import psnr, render
+from gaussvae.synth import generate_image
+from tests.conftest import REPO
 
 
 def _random_gaussians(b: int, n: int, sigma: tuple[float, float], seed: int = 0,
@@ -72,3 +78,56 @@ def test_a_nan_centre_renders_nan_instead_of_a_bad_index():
     g[0, 3, 0] = float("nan")
     img = render(g, 16, 5)
     assert torch.isnan(img).any()
+
+
+def _covering_gaussians(size: int, sigma_px: tuple[float, float], seed: int) -> torch.Tensor:
+    """One Gaussian per cell of a 12 x 12 grid at a random place in its cell (spacing 2.7 px at
+    32 px, about the default fit's 2.8), so every pixel is covered as in a fit; a quarter of
+    them pushed onto the left or right border."""
+    gen = torch.Generator().manual_seed(seed)
+    k = 12
+    ys, xs = torch.meshgrid(torch.arange(k), torch.arange(k), indexing="ij")
+    n = k * k
+    g = torch.empty(1, n, 8, dtype=torch.float64)
+    g[0, :, 0] = (xs.flatten() + torch.rand(n, generator=gen, dtype=torch.float64)) / k
+    g[0, :, 1] = (ys.flatten() + torch.rand(n, generator=gen, dtype=torch.float64)) / k
+    border = torch.rand(n, generator=gen) < 0.25
+    g[0, border, 0] = (g[0, border, 0] >= 0.5).double()
+    lo, hi = sigma_px
+    g[..., 2:4] = (lo + (hi - lo) * torch.rand(1, n, 2, generator=gen, dtype=torch.float64)) / size
+    g[..., 4] = torch.rand(1, n, generator=gen, dtype=torch.float64) * math.pi
+    g[..., 5:8] = torch.rand(1, n, 3, generator=gen, dtype=torch.float64)
+    return g
+
+
+@pytest.mark.parametrize("window", [9, 11])
+def test_window_covering_three_sigma_draws_the_dense_image(window):
+    # At the largest sigma the window allows (window / 6 px), on the border too, the windowed
+    # render is the dense (README formula) render to within a fraction of a grey level.
+    size = 32
+    max_sigma = window / 6
+    for sigma in [(max_sigma, max_sigma), (max_sigma / 2, max_sigma)]:
+        for seed in range(3):
+            g = _covering_gaussians(size, sigma, seed)
+            assert float(psnr(render(g, size, window), render_dense(g, size))) > 40.0
+
+
+def test_sigma_beyond_the_window_is_visible_to_the_dense_renderer():
+    # The converse: twice the allowed sigma and the two renderers disagree, so the test above
+    # can fail.
+    g = _covering_gaussians(32, (3.0, 3.0), seed=0)
+    assert float(psnr(render(g, 32, 9), render_dense(g, 32))) < 35.0
+
+
+def test_default_fits_score_the_same_with_the_dense_renderer():
+    # Real fits at the default settings (512 Gaussians, 64 px): they include Gaussians at the
+    # largest sigma and on the border, and the dense reference gives each image the PSNR the
+    # fit records, within 0.3 dB.
+    settings = load_params(REPO / "params.yaml").extract
+    pixels = torch.from_numpy(np.stack([generate_image(7, i, 64) for i in range(4)])) / 255.0
+    result = fit_images(pixels.float(), torch.from_numpy(grid_slots(512)), settings)
+    g = result.gaussians
+    assert float((g[..., 2] * 64 >= settings.max_scale_px * 0.999).float().mean()) > 0.05
+    assert bool(((g[..., 0] * 64 < 1) | (g[..., 0] * 64 > 63)).any())
+    dense = psnr(render_dense(g, 64), pixels.float())
+    assert float((result.psnr - dense).abs().max()) < 0.3

@@ -56,10 +56,31 @@ def test_shards_merge_into_the_single_run(tiny_images):
 def test_extract_metrics_report_each_split(tiny_images):
     cfg = make_params(**{"extract.steps": 2}).extract
     result = extract(tiny_images, cfg, torch.device("cpu"))
-    m = extract_metrics(result, seconds=2.0)
+    m = extract_metrics(result, seconds=2.0, images=tiny_images)
     assert set(m) >= {"train", "val", "test", "images_per_second", "seconds", "images_skipped"}
     assert m["images_per_second"] == 20.0
     assert m["test"]["psnr"]["min"] <= m["test"]["psnr"]["p5"] <= m["test"]["psnr"]["mean"]
+    # the dense reference's PSNR of the same images, and its gap to the stored one
+    test = m["test"]
+    assert test["dense_psnr"]["images"] == test["images"]
+    stored = float(result.psnr[result.select("test")].mean())
+    assert test["dense_psnr"]["gap"] == pytest.approx(stored - test["dense_psnr"]["mean"],
+                                                      abs=2e-3)
+
+
+def test_a_file_of_another_schema_is_a_one_line_error(tmp_path, tiny_images):
+    import h5py
+
+    from gaussvae.errors import StaleFileError
+
+    data = extract(tiny_images, make_params(**{"extract.steps": 1}).extract, torch.device("cpu"))
+    write_gaussians(tmp_path / "g.h5", data)
+    with h5py.File(tmp_path / "g.h5", "r+") as f:
+        f.attrs["schema_version"] = 1
+    with pytest.raises(StaleFileError) as info:
+        read_gaussians(tmp_path / "g.h5")
+    assert str(info.value) == (f"{tmp_path / 'g.h5'}: schema version 1, this code reads 2; "
+                               "re-run extract (dvc repro extract)")
 
 
 def test_normalize_then_denormalize_is_identity_and_uses_train_stats(rng):

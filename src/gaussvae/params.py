@@ -103,6 +103,13 @@ class ExtractParams(Section):
         if self.min_scale_px >= self.max_scale_px:
             raise cross_field(f"extract.min_scale_px must be below extract.max_scale_px, got "
                               f"{self.min_scale_px} >= {self.max_scale_px}")
+        # The window reaches window/2 px from the centre along x and y; 3 sigma must fit in it,
+        # so that the stored Gaussians draw the same image in any renderer (README, schema).
+        if 3 * self.max_scale_px > self.window / 2 + 1e-9:
+            raise cross_field(
+                f"extract.max_scale_px must be at most extract.window / 6 = {self.window / 6:.4g}"
+                f" (the window must cover 3 sigma), got {self.max_scale_px}; lower it or widen "
+                "extract.window")
         return self
 
 

@@ -18,10 +18,14 @@ import h5py
 import numpy as np
 
 from gaussvae.atomic import atomic_path
+from gaussvae.errors import StaleFileError
 from gaussvae.layout import CHANNELS, TYPES
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-SCHEMA_VERSION = 1
+# Bumped when a file's meaning changes; reading another version is a one-line error.
+# gaussians.h5 v2: sigma at most window / 6, so the window covers 3 sigma (any renderer agrees).
+SCHEMA_VERSIONS = {"images": 1, "gaussians": 2}
+STAGE_OF = {"images": "prepare", "gaussians": "extract"}
 _STR = h5py.string_dtype(encoding="utf-8")
 
 
@@ -84,14 +88,21 @@ def write_images(path: str | Path, data: ImageSet) -> None:
             compression="gzip", compression_opts=4, shuffle=True, track_times=False,
         )
         _common(f, data.split, data.sources)
-        _set_attrs(f, {"schema_version": SCHEMA_VERSION, **data.attrs})
+        _set_attrs(f, {"schema_version": SCHEMA_VERSIONS["images"], **data.attrs})
 
 
 def _read(path: str | Path, cls: type, arrays: tuple[str, ...]) -> Any:
-    """A whole file into ``cls``: the named datasets, split, sources and file attributes."""
+    """A whole file into ``cls``: the named datasets, split, sources and file attributes.
+    ``arrays[0]`` names the kind of file, whose schema version must be this code's."""
     with h5py.File(path, "r") as f:
+        attrs = _get_attrs(f)
+        kind = arrays[0]
+        if attrs.get("schema_version") != SCHEMA_VERSIONS[kind]:
+            raise StaleFileError(
+                f"{path}: schema version {attrs.get('schema_version')}, this code reads "
+                f"{SCHEMA_VERSIONS[kind]}; re-run {STAGE_OF[kind]} (dvc repro {STAGE_OF[kind]})")
         data = {name: f[name][()] for name in (*arrays, "split")}
-        return cls(**data, sources=_read_sources(f), attrs=_get_attrs(f))
+        return cls(**data, sources=_read_sources(f), attrs=attrs)
 
 
 def read_images(path: str | Path) -> ImageSet:
@@ -110,7 +121,7 @@ def write_gaussians(path: str | Path, data: GaussianSet) -> None:
         d.attrs["types"] = json.dumps({k: [s.start, s.stop] for k, s in TYPES.items()})
         f.create_dataset("psnr", data=data.psnr.astype(np.float32), track_times=False)
         _common(f, data.split, data.sources)
-        _set_attrs(f, {"schema_version": SCHEMA_VERSION, **data.attrs})
+        _set_attrs(f, {"schema_version": SCHEMA_VERSIONS["gaussians"], **data.attrs})
 
 
 def read_gaussians(path: str | Path) -> GaussianSet:
