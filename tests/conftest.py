@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 def tiny_raw_params() -> dict[str, Any]:
     """The repository's params.yaml, shrunk so a whole pipeline runs in seconds."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["prepare"].update(num_images=40, image_size=32)
+    raw["prepare"].update(num_images=40, image_size=32, val_images=6, test_images=6)
     raw["extract"].update(num_gaussians=64, steps=15, batch_size=8)
     raw["train"].update(epochs=2, beta_warmup_epochs=1, batch_size=8,
                         encoder_filters=[8, 16], decoder_filters=[16, 8],

@@ -6,7 +6,9 @@ from PIL import Image
 
 from gaussvae.errors import ImageSourceError
 from gaussvae.images import load_folder
-from gaussvae.prepare import assign_splits
+from gaussvae.prepare import folder_splits, prepare_images
+from gaussvae.store import SPLITS
+from tests.conftest import make_params
 
 
 def _write_samples(folder):
@@ -60,8 +62,28 @@ def test_all_corrupt_is_an_error_naming_a_file(tmp_path):
         load_folder(tmp_path, 16)
 
 
-def test_splits_are_seeded_disjoint_and_sized():
-    split = assign_splits(100, 0.1, 0.2, seed=3)
-    assert np.array_equal(split, assign_splits(100, 0.1, 0.2, seed=3))
-    assert not np.array_equal(split, assign_splits(100, 0.1, 0.2, seed=4))
-    assert (split == 2).sum() == 20 and (split == 1).sum() == 10 and (split == 0).sum() == 70
+def _split_sources(images):
+    return {name: {s for s, c in zip(images.sources, images.split, strict=True)
+                   if c == SPLITS.index(name)} for name in SPLITS}
+
+
+def test_synthetic_val_and_test_do_not_depend_on_num_images():
+    small, large = (prepare_images(make_params(**{"prepare.num_images": n, "prepare.image_size": 8,
+                                                   "prepare.val_images": 30,
+                                                   "prepare.test_images": 30}).prepare)
+                    for n in (300, 600))
+    a, b = _split_sources(small), _split_sources(large)
+    assert a["val"] == b["val"] and a["test"] == b["test"] and len(a["test"]) == 30
+    assert a["train"] < b["train"] and not (b["train"] & (b["val"] | b["test"]))
+    # the same names are the same pictures
+    assert np.array_equal(small.images[:60], large.images[:60])
+
+
+def test_folder_splits_keep_every_file_where_it_was_when_files_are_added():
+    names = [f"class{i % 3}/img{i:04d}.png" for i in range(600)]
+    few, many = folder_splits(names[:300], 0.1, 0.1), folder_splits(names, 0.1, 0.1)
+    assert np.array_equal(few, many[:300])
+    for code, share in ((1, 0.1), (2, 0.1), (0, 0.8)):  # val, test, train about as asked
+        assert abs((many == code).mean() - share) < 0.04
+    with pytest.raises(ImageSourceError, match="fell into the (val|test) split"):
+        folder_splits(names[:3], 0.1, 0.01)

@@ -68,14 +68,21 @@ class PrepareParams(Section):
     num_images: Annotated[int, rule(lambda v: v >= 3, "an integer >= 3")]
     image_size: Annotated[int, rule(lambda v: v >= 8, "an integer >= 8")]
     seed: int
+    val_images: AtLeast1
+    test_images: AtLeast1
     val_fraction: SplitFraction
     test_fraction: SplitFraction
 
     @model_validator(mode="after")
-    def _folder_named(self) -> PrepareParams:
+    def _source_complete(self) -> PrepareParams:
         if self.source == "folder" and not self.folder:
             raise cross_field("prepare.folder must name a directory of images when "
                               "prepare.source is 'folder' (e.g. -S prepare.folder=/data/paintings)")
+        if self.source == "synthetic" and self.num_images <= self.val_images + self.test_images:
+            raise cross_field(
+                f"prepare.num_images ({self.num_images}) must exceed prepare.val_images + "
+                f"prepare.test_images ({self.val_images + self.test_images}): the rest is the "
+                "training set")
         return self
 
 

@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import numpy as np
 
+from gaussvae.errors import ImageSourceError
 from gaussvae.images import load_folder
 from gaussvae.params import PrepareParams
 from gaussvae.store import SPLITS, ImageSet
 from gaussvae.synth import generate_image
 
 
-def assign_splits(n: int, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
-    """Split codes (n,) uint8: a seeded shuffle, then test, val, and the rest train.
-
-    Each of val and test gets at least one image, so small runs still evaluate.
-    """
-    n_test = max(1, round(n * test_fraction))
-    n_val = max(1, round(n * val_fraction))
-    if n_test + n_val >= n:
-        raise ValueError(f"{n} images are too few for a train/val/test split")
-    order = np.random.default_rng([seed, 1]).permutation(n)
+def synthetic_splits(n: int, val_images: int, test_images: int) -> np.ndarray:
+    """Split codes (n,) uint8 of generated images: indices [0, test_images) are test, the next
+    val_images are val, the rest train. Image i is a pure function of (seed, i), so every run,
+    whatever its num_images, is validated and tested on the same images."""
     split = np.full(n, SPLITS.index("train"), dtype=np.uint8)
-    split[order[:n_test]] = SPLITS.index("test")
-    split[order[n_test:n_test + n_val]] = SPLITS.index("val")
+    split[:test_images] = SPLITS.index("test")
+    split[test_images:test_images + val_images] = SPLITS.index("val")
+    return split
+
+
+def folder_splits(sources: list[str], val_fraction: float, test_fraction: float) -> np.ndarray:
+    """Split codes (n,) uint8 of a folder's images, decided by a hash of each file's path
+    relative to the folder: adding or removing files never moves another file between splits.
+    """
+    split = np.full(len(sources), SPLITS.index("train"), dtype=np.uint8)
+    for i, name in enumerate(sources):
+        u = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") / 2.0**64
+        if u < test_fraction:
+            split[i] = SPLITS.index("test")
+        elif u < test_fraction + val_fraction:
+            split[i] = SPLITS.index("val")
+    for name in ("val", "test"):
+        if not (split == SPLITS.index(name)).any():
+            raise ImageSourceError(
+                f"none of the {len(sources)} images fell into the {name} split (each file goes "
+                f"there with probability prepare.{name}_fraction); add images or raise it")
     return split
 
 
@@ -46,7 +61,10 @@ def prepare_images(settings: PrepareParams, on_image: Callable[[], None] | None 
         arr, sources, skipped, upscaled = (
             loaded.images, loaded.sources, loaded.skipped, loaded.upscaled
         )
-    split = assign_splits(len(arr), settings.val_fraction, settings.test_fraction, settings.seed)
+    if settings.source == "synthetic":
+        split = synthetic_splits(len(arr), settings.val_images, settings.test_images)
+    else:
+        split = folder_splits(sources, settings.val_fraction, settings.test_fraction)
     attrs = {
         "image_size": settings.image_size,
         "source_kind": settings.source,
