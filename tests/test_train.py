@@ -157,3 +157,33 @@ def test_two_process_ddp_training_on_cpu(tmp_path, tiny_data):
     metrics = json.loads((tmp_path / "train.json").read_text())
     assert metrics["epochs_run"] == 2
     assert all(np.isfinite(v) for v in metrics["best"]["val"].values())
+
+
+def test_kept_model_was_trained_at_max_beta(tmp_path, tiny_data):
+    # With early epochs at a smaller beta, selection ignores them: the kept model's epoch is
+    # one trained at max_beta, even if a warm-up epoch had the lower validation loss.
+    _, data, stats = tiny_data
+    params = make_params(**{"train.epochs": 5, "train.beta_warmup_epochs": 3,
+                            "max_beta": 5000.0, "train.early_stopping_patience": 10})
+    metrics = train(params, data, stats, _paths(tmp_path), torch.device("cpu"))
+    history = _history(tmp_path / "history.tsv")
+    assert metrics["best_epoch"] >= 4 and metrics["best_epoch_beta"] == 5000.0
+    assert history[metrics["best_epoch"] - 1]["beta"] == 5000.0
+    # the run did have warm-up epochs to choose from
+    assert [r["beta"] < 5000.0 for r in history] == [True, True, True, False, False]
+
+
+def test_a_budget_inside_the_warm_up_says_so(tmp_path, tiny_data, caplog):
+    _, data, stats = tiny_data
+    params = make_params(**{"train.epochs": 2, "train.beta_warmup_epochs": 5})
+    with caplog.at_level("WARNING"):
+        metrics = train(params, data, stats, _paths(tmp_path), torch.device("cpu"))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "ends before the beta warm-up completes" in warnings[0]
+    assert metrics["best_epoch"] == 2 and metrics["best_epoch_beta"] < params.max_beta
+
+
+def _history(path):
+    header, *rows = path.read_text().splitlines()
+    names = header.split("\t")
+    return [dict(zip(names, map(float, row.split("\t")), strict=True)) for row in rows]

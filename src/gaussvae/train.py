@@ -4,8 +4,13 @@ One epoch, in named steps: schedule (beta and the sample order), ``train_epoch``
 validate (z = mu), ``RunState.plateau`` (learning-rate cuts, early stopping, the kept model),
 log (TensorBoard and the history TSV), checkpoint. Every epoch starts from a seed made of
 (train.seed, epoch), so a run resumed from its checkpoint ends with the same weights and metrics
-as an uninterrupted one. Early stopping and learning-rate cuts watch the validation
-RECONSTRUCTION loss: the total loss rises by design while beta ramps up.
+as an uninterrupted one.
+
+Model selection happens at the run's beta: learning-rate cuts, early stopping and the kept model
+consider only epochs trained at the full ``max_beta`` (after the warm-up), and watch the
+validation RECONSTRUCTION loss. An epoch inside the warm-up has a smaller KL weight, so its
+model is not a model of the beta the run is named after; a run whose budget ends inside the
+warm-up keeps its last epoch and says so.
 """
 
 from __future__ import annotations
@@ -199,9 +204,10 @@ def train(
         val = split_scores(model, x_val, t.loss_weighting, stats.types)
         row = history_row(epoch, beta, optimizer.param_groups[0]["lr"], train_losses, val)
         state.history.append(row)
-        # --- plateau: learning-rate cuts, the kept model, early stopping
-        scheduler.step(row["val_recon"])
-        stopped_early = state.plateau(row["val_recon"], model, t.early_stopping_patience)
+        # --- plateau, at full beta only: learning-rate cuts, the kept model, early stopping
+        if beta == params.max_beta:
+            scheduler.step(row["val_recon"])
+            stopped_early = state.plateau(row["val_recon"], model, t.early_stopping_patience)
         state.epoch = epoch + 1
         # --- log and checkpoint
         if is_rank0:
@@ -304,18 +310,24 @@ def _export(paths: TrainPaths, state: RunState, model: VAE, config: VAEConfig, p
             stats: NormStats, x_train: torch.Tensor, x_val: torch.Tensor,
             stopped_early: bool) -> dict:
     """Write the kept model, the history TSV and metrics/train.json; return the metrics."""
-    if state.best_state is None:
-        raise RuntimeError("training ran no epoch")  # epochs >= 1 is checked in params
+    at_full_beta = [r for r in state.history if r["beta"] == params.max_beta]
+    if state.best_state is None:  # the budget ended inside the warm-up
+        log.warning("train.epochs (%d) ends before the beta warm-up completes (%d epochs): the "
+                    "kept model is the last epoch's, trained at beta %g, not max_beta %g",
+                    params.train.epochs, params.train.beta_warmup_epochs,
+                    state.history[-1]["beta"], params.max_beta)
+        state.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(state.best_state)
     save_torch(paths.model, {"model_config": config.to_dict(), "state_dict": state.best_state,
                              "norm_stats": stats.to_json(), "params": params.model_dump()})
     _write_history(paths.history, state.history)
     weighting, types = params.train.loss_weighting, stats.types
-    best_row = min(state.history, key=lambda r: r["val_recon"])
     last = state.history[-1]
+    best_row = min(at_full_beta, key=lambda r: r["val_recon"]) if at_full_beta else last
     metrics = {
         "epochs_run": last["epoch"],
         "best_epoch": best_row["epoch"],
+        "best_epoch_beta": best_row["beta"],
         "final": {"beta": last["beta"], "lr": last["lr"], "train_recon": last["train_recon"],
                   "train_kl": last["train_kl"], "val_recon": last["val_recon"],
                   "val_kl": last["val_kl"]},
