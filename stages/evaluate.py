@@ -1,11 +1,11 @@
-"""Stage evaluate: metrics/eval.json (val and test, z = mu) and the evaluation pictures."""
+"""Stage evaluate: metrics/eval.json (val and test, the code as stored) and the pictures."""
 
 import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
 
 from gaussvae.atomic import write_json
 from gaussvae.cli import run_stage, stage_parser
 from gaussvae.device import resolve_device
-from gaussvae.evaluate import evaluate_split, write_pictures
+from gaussvae.evaluate import GaussianEvaluation, evaluate, write_pictures
 from gaussvae.model import load_model
 from gaussvae.params import load_params
 from gaussvae.store import read_gaussians, read_images
@@ -22,20 +22,18 @@ def main() -> None:
     params = load_params(args.params)
     device = resolve_device(params.train.device)
     model, stats, _ = load_model(args.model, device)
-    images = read_images(args.images)
-    gaussians = read_gaussians(args.gaussians)
-    weighting = params.train.loss_weighting
-
-    metrics = {split: evaluate_split(model, gaussians, images, stats, split, weighting, device)
-               for split in ("test", "val")}
+    evaluation = GaussianEvaluation(model, stats, read_gaussians(args.gaussians),
+                                    read_images(args.images), device)
+    metrics = evaluate(evaluation, params.train.loss_weighting, params.evaluate)
     write_json(args.metrics, metrics)
-    write_pictures(model, stats, gaussians, images, metrics, params.evaluate, args.plots, device)
-    t = metrics["test"]
+    write_pictures(evaluation, metrics, params.evaluate, args.plots)
+    t, s = metrics["test"], metrics["samples"]
     print(f"test: loss xy {t['loss']['xy']:.3f} scale {t['loss']['scale']:.3f} rot "
           f"{t['loss']['rot']:.3f} feat {t['loss']['feat']:.3f} (axis error "
-          f"{t['rot_error_deg']:.1f} deg); render PSNR "
-          f"{t['render']['psnr_vs_image']:.2f} dB (fit {t['fit']['psnr_vs_image']:.2f}, WebP "
-          f"{t['codec']['webp']['psnr']:.2f} at {t['codec']['latent_bytes']} bytes)")
+          f"{t['rot_error_deg']:.1f} deg); render PSNR {t['render']['psnr_vs_image']:.2f} dB "
+          f"(8-bit code {t['render_8bit']['psnr_vs_image']:.2f}, fit "
+          f"{t['fit']['psnr_vs_image']:.2f}); prior samples: Frechet distance {s['fd']:.2f} "
+          f"(real images {s['fd_real']:.2f})")
 
 
 if __name__ == "__main__":

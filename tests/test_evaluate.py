@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from gaussvae.codecs import at_budget, psnr_uint8
-from gaussvae.evaluate import evaluate_split, rotation_error_deg
+from gaussvae.codecs import codec_metrics, encode_size_and_decode, within_budget
+from gaussvae.codes import Uniform8Bit, as_fp16
+from gaussvae.evaluate import GaussianEvaluation, evaluate, rotation_error_deg, write_pictures
 from gaussvae.extract import extract
 from gaussvae.layout import TYPES
 from gaussvae.loss import channel_mse, type_losses
@@ -47,24 +48,51 @@ def _flatten(d, prefix=""):
             yield f"{prefix}{k}", v
 
 
-def test_eval_metrics_have_every_key_and_are_finite(trained, tiny_images):
+def test_eval_metrics_have_every_key_are_finite_and_repeat(trained, tiny_images, tmp_path):
     model, data, stats, params = trained
-    m = evaluate_split(model, data, tiny_images, stats, "test", "per_type", torch.device("cpu"))
+    evaluation = GaussianEvaluation(model, stats, data, tiny_images, torch.device("cpu"))
+    m = evaluate(evaluation, "per_type", params.evaluate)
     flat = dict(_flatten(m))
     for key in ("loss.xy", "loss.scale", "loss.rot", "loss.feat", "loss.total", "kl_nats",
                 "active_units", "std_ratio.xy", "std_ratio.rot", "std_ratio.feat",
                 "std_ratio.scale", "render.psnr_vs_image", "render.ssim_vs_image",
                 "render.psnr_vs_fit", "render.ssim_vs_fit", "fit.psnr_vs_image",
-                "codec.latent_bytes", "codec.webp.psnr", "codec.jpeg.psnr",
-                "codec.webp.bytes", "render_with_true.xy", "render_with_true.feat",
+                "render_8bit.psnr_vs_image", "render_with_true.xy", "render_with_true.feat",
                 "rot_error_deg"):
-        assert key in flat, key
-        assert math.isfinite(flat[key]), key
-    assert flat["codec.latent_bytes"] == params.latent_dim * 2
-    assert flat["fit.psnr_vs_image"] > 15
-    again = evaluate_split(model, data, tiny_images, stats, "test", "per_type",
-                           torch.device("cpu"))
+        for split in ("test", "val"):
+            assert math.isfinite(flat[f"{split}.{key}"]), key
+    assert m["samples"]["fd"] >= 0 and m["samples"]["fd_real"] >= 0
+    assert flat["test.fit.psnr_vs_image"] > 15
+    again = evaluate(GaussianEvaluation(model, stats, data, tiny_images, torch.device("cpu")),
+                     "per_type", params.evaluate)
     assert again == m
+    write_pictures(evaluation, m, params.evaluate, tmp_path)
+    for name in ("reconstructions", "prior_samples", "interpolation", "type_losses"):
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_code_is_scored_as_stored(trained, tiny_images):
+    # Render metrics decode the float16 code, not the float32 mean: the two differ a little,
+    # the 8-bit code more.
+    model, data, stats, _ = trained
+    evaluation = GaussianEvaluation(model, stats, data, tiny_images, torch.device("cpu"))
+    x = evaluation.normalized("test")
+    pred32, mu, _ = reconstruct(model, x)
+    pred16, _, _ = reconstruct(model, x, code=as_fp16)
+    pred8, _, _ = reconstruct(model, x, code=evaluation.quantizer)
+    err16, err8 = (pred16 - pred32).abs().max(), (pred8 - pred32).abs().max()
+    assert 0 < err16 < err8
+    assert torch.equal(as_fp16(mu), mu.half().float())
+
+
+def test_8bit_codes_take_256_levels_over_the_training_range():
+    mu_train = torch.tensor([[-2.0, 0.0], [2.0, 1.0], [0.0, 0.5]])
+    q = Uniform8Bit.fit(mu_train)
+    out = q(torch.tensor([[-3.0, 0.25], [1.99, 0.999]]))
+    assert out[0, 0] == -2.0  # clipped to the range
+    assert abs(float(out[0, 1]) - 0.25) <= 0.5 / 255 + 1e-7
+    levels = q(torch.linspace(-2, 2, 10_000)[:, None].expand(-1, 2).contiguous())[:, 0]
+    assert len(torch.unique(levels)) == 256
 
 
 def test_mean_predictor_scores_std_ratio_zero_and_loss_one():
@@ -83,12 +111,24 @@ def test_mean_predictor_scores_std_ratio_zero_and_loss_one():
     assert perfect["std_ratio"]["rot"] == pytest.approx(1.0)
 
 
-def test_codec_picks_the_quality_closest_to_the_budget(tiny_images):
+def test_codec_takes_the_highest_quality_within_the_budget(tiny_images):
     img = tiny_images.images[0]
-    q_small, size_small, _ = at_budget(img, "WEBP", 150)
-    q_big, size_big, dec = at_budget(img, "WEBP", 1500)
-    assert q_small <= q_big and size_small < size_big
-    assert psnr_uint8(dec, img) > 20
+    for fmt in ("WEBP", "JPEG"):
+        smallest = encode_size_and_decode(img, fmt, 1)[0]
+        budget = smallest + 300
+        coded = within_budget(img, fmt, budget)
+        assert coded.size <= budget
+        # every higher quality is over the budget
+        higher = [encode_size_and_decode(img, fmt, q)[0] for q in range(coded.quality + 1, 96)]
+        assert all(size > budget for size in higher)
+    assert within_budget(img, "JPEG", 10).quality is None  # no JPEG is 10 bytes
+
+
+def test_an_unreachable_budget_is_reported_not_averaged(tiny_images):
+    images = tiny_images.images[:3]
+    m = codec_metrics(images, 200)  # JPEG's headers alone are larger
+    assert m["jpeg"]["unreachable_images"] == 3 and "psnr" not in m["jpeg"]
+    assert m["jpeg"]["smallest_bytes"] > 200
 
 
 def test_pictures_are_real_pngs(tmp_path, tiny_images):
@@ -105,9 +145,10 @@ def test_pictures_are_real_pngs(tmp_path, tiny_images):
 def test_ellipse_model_is_scored_in_stored_channels(tmp_path, tiny_fits, tiny_images):
     model, data, stats, _ = _train(tmp_path, tiny_fits, "ellipse")
     assert stats.encoding == "ellipse"
-    m = evaluate_split(model, data, tiny_images, stats, "test", "per_type", torch.device("cpu"))
+    evaluation = GaussianEvaluation(model, stats, data, tiny_images, torch.device("cpu"))
+    m = evaluation.split_metrics("test", "per_type")
     fitted = torch.from_numpy(data.gaussians[data.select("test")])
-    pred, _, _ = reconstruct(model, normalize(fitted, stats))
+    pred, _, _ = reconstruct(model, normalize(fitted, stats), code=as_fp16)
     decoded = denormalize(pred, stats)
     raw = stats.raw()
     stored = type_losses(channel_mse(normalize(decoded, raw), normalize(fitted, raw)), TYPES)

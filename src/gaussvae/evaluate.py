@@ -1,8 +1,12 @@
-"""Stage 'evaluate': parameter-space and render-space quality of the trained VAE, z = mu.
+"""Stage 'evaluate': parameter-space and render-space quality of the trained VAE.
 
+The code is evaluated as it would be stored (codes.py): the posterior mean in float16, the
+latent's byte budget (latent_dim x 2 bytes), and 8-bit quantized (latent_dim bytes).
 Parameter-space losses alone mislead (small parameter errors can be large pixel errors), so the
 decoded Gaussians are rendered and compared with the original image and with the render of the
-fitted Gaussians (the ceiling), next to WebP and JPEG at the latent's byte budget.
+fitted Gaussians (the ceiling); WebP and JPEG within the same budgets are in
+metrics/codecs.json (codecs stage), the pixel-space autoencoder in baselines/. Images decoded
+from the prior are compared with the data by the statistics of samples.py.
 """
 
 from __future__ import annotations
@@ -12,24 +16,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skimage.metrics import structural_similarity
 
 from gaussvae.atomic import rounded
-from gaussvae.codecs import at_budget, psnr_uint8
+from gaussvae.codes import Uniform8Bit, as_fp16
 from gaussvae.errors import StaleFileError
 from gaussvae.layout import TYPES
 from gaussvae.model import VAE, reconstruct
 from gaussvae.normalize import NormStats, denormalize, normalize
 from gaussvae.params import EvaluateParams
+from gaussvae.pixels import image_scores, mean_psnr
 from gaussvae.plots import image_grid, save_png, square_grid, type_loss_bars
 from gaussvae.render import RenderSpec, render, to_valid
+from gaussvae.samples import sample_statistics
 from gaussvae.scores import parameter_scores
 from gaussvae.store import GaussianSet, ImageSet
 
-# Bytes per latent value when the code is stored as float16.
-LATENT_BYTES_PER_DIM = 2
 # Axis ratio from which a Gaussian's orientation counts in ``rotation_error_deg``.
 ELONGATED = 1.5
+# Images decoded from the prior for the sample statistics (and prior_samples.png).
+SAMPLES = 300
 
 
 def render_uint8(g: torch.Tensor, spec: RenderSpec, batch: int = 64) -> np.ndarray:
@@ -40,21 +45,6 @@ def render_uint8(g: torch.Tensor, spec: RenderSpec, batch: int = 64) -> np.ndarr
             img = render(to_valid(g[i:i + batch], spec), spec.image_size, spec.window)
             outs.append((img.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy())
     return np.concatenate(outs)
-
-
-def _ssim(a: np.ndarray, b: np.ndarray) -> float:
-    return float(structural_similarity(a, b, channel_axis=-1, data_range=255))
-
-
-def _mean_psnr(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Mean PSNR (dB) over a set of uint8 images."""
-    return float(np.mean([psnr_uint8(p, r) for p, r in zip(pred, ref, strict=True)]))
-
-
-def _image_scores(pred: np.ndarray, ref: np.ndarray, suffix: str = "") -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM over a set of uint8 images, keyed psnr<suffix>, ssim<suffix>."""
-    ssims = [_ssim(p, r) for p, r in zip(pred, ref, strict=True)]
-    return {f"psnr{suffix}": _mean_psnr(pred, ref), f"ssim{suffix}": float(np.mean(ssims))}
 
 
 def rotation_error_deg(decoded: torch.Tensor, fitted: torch.Tensor,
@@ -83,47 +73,84 @@ def oracle_psnr(decoded: torch.Tensor, fitted: torch.Tensor, originals: np.ndarr
     for name, s in TYPES.items():
         mixed = decoded.clone()
         mixed[..., s] = fitted[..., s]
-        out[name] = _mean_psnr(render_uint8(mixed, spec), originals)
+        out[name] = mean_psnr(render_uint8(mixed, spec), originals)
     return out
 
 
-def codec_metrics(images: np.ndarray, budget: int) -> dict:
-    """Mean PSNR/SSIM and bytes of WebP and JPEG at the quality closest to ``budget`` bytes."""
-    out: dict = {"latent_bytes": budget}
-    for fmt in ("WEBP", "JPEG"):
-        results = [at_budget(img, fmt, budget) for img in images]
-        decoded = np.stack([r[2] for r in results])
-        out[fmt.lower()] = {**_image_scores(decoded, images),
-                            "bytes": float(np.mean([r[1] for r in results])),
-                            "quality": float(np.mean([r[0] for r in results]))}
-    return out
+class GaussianEvaluation:
+    """Everything evaluate needs about one trained model and its data, loaded once."""
+
+    def __init__(self, model: VAE, stats: NormStats, gaussians: GaussianSet, images: ImageSet,
+                 device: torch.device) -> None:
+        self.model, self.stats, self.gaussians, self.images = model, stats, gaussians, images
+        self.device = device
+        self.spec = RenderSpec.from_attrs(gaussians.attrs)
+        _, mu_train, _ = reconstruct(model, self.normalized("train"))
+        self.quantizer = Uniform8Bit.fit(mu_train)
+
+    def fitted(self, split: str) -> torch.Tensor:
+        return torch.from_numpy(self.gaussians.gaussians[self.gaussians.select(split)]).to(
+            self.device)
+
+    def normalized(self, split: str) -> torch.Tensor:
+        return normalize(self.fitted(split), self.stats)
+
+    def originals(self, split: str) -> np.ndarray:
+        return self.images.images[image_rows(self.images, self.gaussians,
+                                              self.gaussians.select(split))]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Stored-unit Gaussians (n, N, 8) decoded from codes z (n, latent_dim)."""
+        with torch.no_grad():
+            return denormalize(self.model.decode(z), self.stats)
+
+    def split_metrics(self, split: str, weighting: str) -> dict:
+        """All metrics of one split (scalars only, nested by kind; DVC drops lists)."""
+        fitted = self.fitted(split)
+        pred, mu, kl = reconstruct(self.model, self.normalized(split), code=as_fp16)
+        decoded = denormalize(pred, self.stats)  # stored units, whatever the model's encoding
+        raw = self.stats.raw()  # losses in stored channels: comparable across encodings
+        out = parameter_scores(normalize(decoded, raw), normalize(fitted, raw), mu, kl,
+                               weighting, TYPES)
+        out["rot_error_deg"] = rotation_error_deg(decoded, fitted)
+        originals = self.originals(split)
+        recon_px = render_uint8(decoded, self.spec)
+        fit_px = render_uint8(fitted, self.spec)
+        out["render"] = {**image_scores(recon_px, originals, "_vs_image"),
+                         **image_scores(recon_px, fit_px, "_vs_fit")}
+        pred8, _, _ = reconstruct(self.model, self.normalized(split), code=self.quantizer)
+        out["render_8bit"] = image_scores(
+            render_uint8(denormalize(pred8, self.stats), self.spec), originals, "_vs_image")
+        out["fit"] = image_scores(fit_px, originals, "_vs_image")
+        out["render_with_true"] = oracle_psnr(decoded, fitted, originals, self.spec)
+        return out
+
+    def prior_samples(self, count: int, seed: int) -> np.ndarray:
+        """Images (count, S, S, 3) uint8 decoded from z ~ N(0, I), seeded."""
+        gen = torch.Generator().manual_seed(seed)
+        z = torch.randn(count, self.model.config.latent_dim, generator=gen).to(self.device)
+        return render_uint8(self.decode(z), self.spec)
+
+    def interpolations(self, pairs: int, steps: int) -> list[np.ndarray]:
+        """Columns of decodes along the line between the codes of test images 2k and 2k + 1:
+        ``steps`` columns, each (pairs, S, S, 3) uint8; the ends are the images' own codes."""
+        x = self.normalized("test")[: 2 * pairs]
+        _, mu, _ = reconstruct(self.model, x, code=as_fp16)
+        a, b = as_fp16(mu[0::2]), as_fp16(mu[1::2])
+        return [render_uint8(self.decode(a + (b - a) * t), self.spec)
+                for t in np.linspace(0.0, 1.0, steps)]
 
 
-def evaluate_split(model: VAE, gaussians: GaussianSet, images: ImageSet,
-                   stats: NormStats, split: str, weighting: str, device: torch.device) -> dict:
-    """All metrics of one split (scalars only, nested by kind; DVC drops lists)."""
-    idx = gaussians.select(split)
-    spec = RenderSpec.from_attrs(gaussians.attrs)
-    fitted = torch.from_numpy(gaussians.gaussians[idx]).to(device)
-    pred, mu, kl = reconstruct(model, normalize(fitted, stats))
-    decoded = denormalize(pred, stats)  # stored units, whatever the model's encoding
-    raw = stats.raw()  # losses in stored channels: comparable across encodings
-    out = parameter_scores(normalize(decoded, raw), normalize(fitted, raw), mu, kl, weighting,
-                           TYPES)
-    out["rot_error_deg"] = rotation_error_deg(decoded, fitted)
-
-    originals = images.images[_image_rows(images, gaussians, idx)]
-    recon_px = render_uint8(decoded, spec)
-    fit_px = render_uint8(fitted, spec)
-    out["render"] = {**_image_scores(recon_px, originals, "_vs_image"),
-                     **_image_scores(recon_px, fit_px, "_vs_fit")}
-    out["fit"] = _image_scores(fit_px, originals, "_vs_image")
-    out["render_with_true"] = oracle_psnr(decoded, fitted, originals, spec)
-    out["codec"] = codec_metrics(originals, model.config.latent_dim * LATENT_BYTES_PER_DIM)
-    return rounded(out, 5)
+def evaluate(evaluation: GaussianEvaluation, weighting: str, settings: EvaluateParams) -> dict:
+    """metrics/eval.json: per split, and the prior samples' statistics against test images."""
+    metrics = {split: evaluation.split_metrics(split, weighting) for split in ("test", "val")}
+    metrics["samples"] = sample_statistics(
+        evaluation.prior_samples(SAMPLES, settings.seed), evaluation.originals("test"),
+        evaluation.originals("val"))
+    return rounded(metrics, 5)
 
 
-def _image_rows(images: ImageSet, gaussians: GaussianSet, idx: np.ndarray) -> np.ndarray:
+def image_rows(images: ImageSet, gaussians: GaussianSet, idx: np.ndarray) -> np.ndarray:
     """Rows of images.h5 holding the images of gaussians.h5 rows ``idx`` (matched by source)."""
     where = {s: i for i, s in enumerate(images.sources)}
     try:
@@ -133,23 +160,18 @@ def _image_rows(images: ImageSet, gaussians: GaussianSet, idx: np.ndarray) -> np
                              "(dvc repro extract)") from err
 
 
-def write_pictures(model: VAE, stats: NormStats, gaussians: GaussianSet, images: ImageSet,
-                   metrics: dict, settings: EvaluateParams, folder: str | Path,
-                   device: torch.device) -> None:
+def write_pictures(evaluation: GaussianEvaluation, metrics: dict, settings: EvaluateParams,
+                   folder: str | Path) -> None:
     """reconstructions.png (original | fit | VAE, first test images), prior_samples.png (decoded
-    from z ~ N(0, I)) and type_losses.png (per-type losses of val and test) in ``folder``."""
+    from z ~ N(0, I)), interpolation.png (decodes between pairs of test images' codes) and
+    type_losses.png (per-type losses of val and test) in ``folder``."""
     folder = Path(folder)
-    spec = RenderSpec.from_attrs(gaussians.attrs)
-    idx = gaussians.select("test")[: settings.grid_images]
-    fitted = torch.from_numpy(gaussians.gaussians[idx]).to(device)
-    pred, _, _ = reconstruct(model, normalize(fitted, stats))
-    columns = [images.images[_image_rows(images, gaussians, idx)], render_uint8(fitted, spec),
-               render_uint8(denormalize(pred, stats), spec)]
-    save_png(image_grid(columns, ["original", "fit", "VAE (z=mu)"]),
-             folder / "reconstructions.png")
-    gen = torch.Generator().manual_seed(settings.seed)
-    z = torch.randn(settings.prior_samples, model.config.latent_dim, generator=gen).to(device)
-    with torch.no_grad():
-        samples = denormalize(model.decode(z), stats)
-    save_png(square_grid(render_uint8(samples, spec)), folder / "prior_samples.png")
+    ev, n = evaluation, settings.grid_images
+    _, mu, _ = reconstruct(ev.model, ev.normalized("test")[:n], code=as_fp16)
+    columns = [ev.originals("test")[:n], render_uint8(ev.fitted("test")[:n], ev.spec),
+               render_uint8(ev.decode(as_fp16(mu)), ev.spec)]
+    save_png(image_grid(columns, ["original", "fit", "VAE"]), folder / "reconstructions.png")
+    samples = ev.prior_samples(SAMPLES, settings.seed)[: settings.prior_samples]
+    save_png(square_grid(samples), folder / "prior_samples.png")
+    save_png(image_grid(ev.interpolations(4, 8)), folder / "interpolation.png")
     type_loss_bars({s: metrics[s]["loss"] for s in ("val", "test")}, folder / "type_losses.png")

@@ -16,9 +16,9 @@ import torch
 from gaussvae import __version__
 from gaussvae.fit import fit_images
 from gaussvae.ordering import grid_slots, order_gaussians
+from gaussvae.params import ExtractParams
 from gaussvae.reference_render import render_dense
 from gaussvae.render import psnr
-from gaussvae.params import ExtractParams
 from gaussvae.store import SPLITS, GaussianSet, ImageSet
 
 # v2: sigma <= window / 6, so the window covers 3 sigma and a dense renderer draws the same image.

@@ -19,6 +19,7 @@ deterministic reconstruction (z = mu) and the active-units count of a posterior.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -282,14 +283,16 @@ def load_model(path: str | Path, device: torch.device) -> tuple[VAE, NormStats, 
 
 
 @torch.no_grad()
-def reconstruct(model: VAE, x: torch.Tensor, batch: int = 256
+def reconstruct(model: VAE, x: torch.Tensor, batch: int = 256,
+                code: Callable[[torch.Tensor], torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Normalized predictions (n, N, 8), posterior means (n, latent_dim) and KL (n,) in nats,
-    with z = mu."""
+    """Normalized predictions (n, N, C), posterior means (n, latent_dim) and KL (n,) in nats,
+    decoding z = mu, or z = code(mu) (the code as stored, codes.py)."""
     preds, mus, kls = [], [], []
     for i in range(0, len(x), batch):
-        pred, post = model(x[i:i + batch], sample=False)
-        preds.append(pred.float())
-        mus.append(post.mu.float())
+        post = model.encode(x[i:i + batch])
+        mu = post.mu.float()
+        preds.append(model.decode(mu if code is None else code(mu)).float())
+        mus.append(mu)
         kls.append(post.kl().float())
     return torch.cat(preds), torch.cat(mus), torch.cat(kls)
