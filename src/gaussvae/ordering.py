@@ -72,12 +72,15 @@ def morton_order(xy: np.ndarray) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
+def order_of(xy: np.ndarray, ordering: str, slots: np.ndarray) -> np.ndarray:
+    """The permutation of centres (n, 2) that ``ordering`` ('grid' or 'morton') puts them in."""
+    if ordering == "grid":
+        return grid_order(xy, slots)
+    if ordering == "morton":
+        return morton_order(xy)
+    raise ValueError(f"ordering must be 'grid' or 'morton', got {ordering!r}")
+
+
 def order_gaussians(gaussians: np.ndarray, ordering: str, slots: np.ndarray) -> np.ndarray:
     """Reorder one image's Gaussians (n, 8) by ``ordering`` ('grid' or 'morton')."""
-    if ordering == "grid":
-        perm = grid_order(gaussians[:, :2], slots)
-    elif ordering == "morton":
-        perm = morton_order(gaussians[:, :2])
-    else:
-        raise ValueError(f"ordering must be 'grid' or 'morton', got {ordering!r}")
-    return gaussians[perm]
+    return gaussians[order_of(gaussians[:, :2], ordering, slots)]
