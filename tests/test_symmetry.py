@@ -55,3 +55,13 @@ def test_symmetry_orders_put_each_transformed_gaussian_near_its_slot(fits):
         ordered = np.linalg.norm(t[orders[0, k], :2] - slots, axis=1).mean()
         unordered = np.linalg.norm(t[:, :2] - slots, axis=1).mean()
         assert ordered < 0.5 * unordered
+
+
+def test_numpy_and_torch_transforms_agree(fits):
+    g = fits.gaussians[:2]
+    for k in range(8):
+        a, b = transform_gaussians(torch.from_numpy(g), k).numpy(), transform_gaussians(g, k)
+        others = [0, 1, 2, 3, 5, 6, 7]
+        assert np.allclose(a[..., others], b[..., others], atol=1e-6)
+        turn = np.remainder(a[..., 4] - b[..., 4] + np.pi / 2, np.pi) - np.pi / 2  # rot ~ rot+pi
+        assert np.abs(turn).max() < 1e-5

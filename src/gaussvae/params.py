@@ -155,6 +155,11 @@ class TrainParams(Section):
         return self
 
 
+class PixelBaselineParams(Section):
+    filters: Filters
+    bottleneck_channels: AtLeast1
+
+
 class EvaluateParams(Section):
     grid_images: AtLeast1
     prior_samples: AtLeast1
@@ -169,6 +174,7 @@ class Params(Section):
     normalize: NormalizeParams
     train: TrainParams
     evaluate: EvaluateParams
+    pixel_baseline: PixelBaselineParams
 
     @model_validator(mode="after")
     def _model_fits_the_data(self) -> Params:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
+from array_api_compat import array_namespace, device
 
 from gaussvae.layout import wrap_rotation
 from gaussvae.ordering import order_of
@@ -33,15 +35,15 @@ MATRICES = np.array([
 COUNT = len(MATRICES)
 
 
-def transform_gaussians(g: np.ndarray, k: int) -> np.ndarray:
-    """Gaussians (..., 8) in stored units under symmetry k, canonical (rot in [0, pi))."""
-    a = MATRICES[k]
-    out = g.copy()
-    centred = g[..., 0:2].astype(np.float64) - 0.5
-    out[..., 0:2] = centred @ a.T + 0.5
-    axis = np.stack([np.cos(g[..., 4]), np.sin(g[..., 4])], axis=-1).astype(np.float64) @ a.T
-    out[..., 4] = wrap_rotation(np.arctan2(axis[..., 1], axis[..., 0]))
-    return out.astype(g.dtype)
+def transform_gaussians(g: Any, k: int) -> Any:
+    """Gaussians (..., 8) in stored units under symmetry k, canonical (rot in [0, pi)); numpy
+    arrays or torch tensors (array API), so training can transform batches on its device."""
+    xp = array_namespace(g)
+    a = xp.asarray(MATRICES[k].T, dtype=g.dtype, device=device(g))
+    xy = (g[..., 0:2] - 0.5) @ a + 0.5
+    axis = xp.stack([xp.cos(g[..., 4]), xp.sin(g[..., 4])], axis=-1) @ a
+    rot = wrap_rotation(xp.atan2(axis[..., 1:2], axis[..., 0:1]))
+    return xp.concat([xy, g[..., 2:4], rot, g[..., 5:]], axis=-1)
 
 
 def transform_images(images: np.ndarray, k: int) -> np.ndarray:
