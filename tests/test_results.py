@@ -1,46 +1,61 @@
-"""docs/RESULTS.md table from `dvc exp show --json` (shape as dvc 3.x prints it)."""
+"""docs/RESULTS.md tables from `dvc exp show --json` (shape as dvc 3.x prints it)."""
 
 from __future__ import annotations
 
 import json
 
-from gaussvae.results import iter_runs, main, render_table, select_runs
+import pytest
+
+from gaussvae.results import chosen_table, group_runs, iter_runs, main, val_table
 
 
-def _run(rev: str, name: str | None, beta: float, rot: float) -> dict:
+def _run(name: str | None, seed: int, beta: float, val_db: float, test_db: float,
+         rev: str = "b" * 40) -> dict:
+    split = {"render": {"psnr_vs_image": None}}
     return {"rev": rev, "name": name, "data": {
-        "params": {"params.yaml": {"data": {"max_beta": beta, "normalize": {"encoding": "raw"}}}},
-        "metrics": {"metrics/eval.json": {"data": {"test": {"loss": {"rot": rot}}}},
-                    "metrics/train.json": {"data": {"best": {"train": {"recon": 1.25},
-                                                             "val": {"recon": 2.5}}}}},
+        "params": {"params.yaml": {"data": {"max_beta": beta, "train": {"seed": seed}}}},
+        "metrics": {
+            "metrics/eval.json": {"data": {
+                "val": {**split, "render": {"psnr_vs_image": val_db}},
+                "test": {**split, "render": {"psnr_vs_image": test_db}}}},
+            "metrics/train.json": {"data": {"best_epoch": 7}}},
     }}
 
 
 def _tree() -> list:
-    base = _run("workspace", None, 1.0, 0.75)
-    main_run = _run("a" * 40, "main", 1.0, 0.75)
-    main_run["experiments"] = [{"revs": [_run("b" * 40, "abl-ellipse", 1.0, 0.5),
-                                         _run("d" * 40, "abl-same", 1.0, 0.5)]}]
-    old = _run("c" * 40, None, 1.0, 0.9)  # an earlier commit's default run
-    return [base, main_run, old]
+    base = _run(None, 0, 1.0, 20.0, 19.0, rev="workspace")
+    main_run = _run("main", 0, 1.0, 20.0, 19.0, rev="a" * 40)
+    main_run["experiments"] = [{"revs": [
+        _run("default-s0", 0, 1.0, 20.0, 19.0), _run("default-s1", 1, 1.0, 22.0, 21.0),
+        _run("low_beta-s0", 0, 0.1, 23.0, 18.0)]}]
+    return [base, main_run]
 
 
-def test_table_keeps_workspace_and_named_experiments_once():
-    runs = select_runs(iter_runs(_tree()))
-    # main equals the workspace and the old commit is not an experiment; equal experiments stay
-    assert [r[0] for r in runs] == ["workspace", "abl-ellipse", "abl-same"]
-    table = render_table(runs)
+def test_seeds_are_grouped_and_shown_as_mean_and_std():
+    rows = group_runs(iter_runs(_tree()))
+    assert sorted(rows) == ["default", "low_beta", "main"]
+    table = val_table(rows, "default")
     lines = table.splitlines()
-    assert len(lines) == 5 and "rot err deg" in lines[0]
-    assert "| abl-ellipse |" in lines[3] and "0.500" in lines[3] and "raw" in lines[3]
-    # the train/val reconstruction gap comes from metrics/train.json
-    assert "| 1.25 | 2.50 |" in lines[3]
+    # ranked by validation PSNR, not by test: low_beta (23.0 val, 18.0 test) first
+    assert lines[2].startswith("| `low_beta` | 1 | 23.00 |")
+    assert "| `default` | 2 | 21.00 ± 1.41 |" in table
+    assert "max_beta=0.1" in lines[2] and "(the reference)" in table
+    test = chosen_table(rows, ["default"])
+    assert "| `default` | 2 | 20.00 ± 1.41 |" in test and "low_beta" not in test
 
 
-def test_cli_writes_header_and_table(tmp_path):
+def test_a_row_whose_runs_differ_beyond_the_seed_is_refused():
+    tree = _tree()
+    tree[1]["experiments"][0]["revs"].append(_run("default-s2", 2, 0.5, 20.0, 19.0))
+    with pytest.raises(ValueError, match="row 'default'"):
+        group_runs(iter_runs(tree))
+
+
+def test_cli_writes_header_and_both_tables(tmp_path):
     (tmp_path / "exp.json").write_text(json.dumps(_tree()))
     (tmp_path / "head.md").write_text("# Results\n")
     main(["--json", str(tmp_path / "exp.json"), "--header", str(tmp_path / "head.md"),
-          "--out", str(tmp_path / "out.md")])
+          "--test-rows", "default", "--out", str(tmp_path / "out.md")])
     text = (tmp_path / "out.md").read_text()
-    assert text.startswith("# Results\n\n| experiment |") and "abl-ellipse" in text
+    assert text.startswith("# Results\n\n## Validation")
+    assert "## Test: the chosen rows only" in text

@@ -1,60 +1,76 @@
-"""docs/RESULTS.md from `dvc exp show --json`: the experiments table, never typed by hand.
+"""docs/RESULTS.md tables from `dvc exp show --json`: never typed by hand.
+
+Experiments named ``<row>-s<k>`` are seeds of one row (they differ in ``train.seed`` only); a
+row's cells are the mean ± std over its seeds. The first table ranks every row by its
+VALIDATION render PSNR, which is what defaults are chosen by; the second reports the TEST split
+only for the rows named with ``--test-rows`` (the chosen default and the rows it is compared
+with), so no row is ever picked by a test number.
 
 Usage (from the repository root, after running experiments):
-    gaussvae-results --out docs/RESULTS.md
-which calls `dvc exp show --json` itself; or `gaussvae-results --json exp.json` on a saved copy.
-docs/experiments.sh saves that copy as docs/results/exp_show.json and builds the table from it:
-experiment refs live only in the git repo that ran them (they are not pushed with a branch), so
-the committed copy is what lets a fresh clone regenerate the table without re-running.
+    gaussvae-results --json docs/results/exp_show.json --header docs/RESULTS.header.md \\
+        --reference default --test-rows default pixel --out docs/RESULTS.md
+docs/experiments.sh saves the JSON (experiment refs live only in the repository that ran them)
+and calls this.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# (column title, params or metrics file, dotted key, format)
-PARAM_COLUMNS = [
-    ("images", "prepare.num_images", "{}"),
-    ("fit steps", "extract.steps", "{}"),
-    ("arch", "train.arch", "{}"),
-    ("enc filters", "train.encoder_filters", "{}"),
-    ("latent", "latent_dim", "{}"),
-    ("beta", "max_beta", "{:g}"),
-    ("weighting", "train.loss_weighting", "{}"),
-    ("ordering", "extract.ordering", "{}"),
-    ("per pos.", "normalize.per_position", "{}"),
-    ("encoding", "normalize.encoding", "{}"),
-    ("render w", "train.render_loss_weight", "{:g}"),
-    ("epochs", "train.epochs", "{}"),
+import numpy as np
+
+EVAL = "metrics/eval.json"
+TRAIN = "metrics/train.json"
+CODECS = "metrics/codecs.json"
+PIXEL = "baselines/metrics/eval.json"
+SEED = re.compile(r"-s(\d+)$")
+
+# (column title, metrics file, dotted key, decimals); {split} is val or test.
+VAL_COLUMNS = [
+    ("render dB", EVAL, "{split}.render.psnr_vs_image", 2),
+    ("SSIM", EVAL, "{split}.render.ssim_vs_image", 3),
+    ("8-bit dB", EVAL, "{split}.render_8bit.psnr_vs_image", 2),
+    ("pixel AE dB", PIXEL, "{split}.render.psnr_vs_image", 2),
+    ("xy", EVAL, "{split}.loss.xy", 3),
+    ("scale", EVAL, "{split}.loss.scale", 3),
+    ("rot", EVAL, "{split}.loss.rot", 3),
+    ("feat", EVAL, "{split}.loss.feat", 3),
+    ("axis err deg", EVAL, "{split}.rot_error_deg", 1),
+    ("KL nats", EVAL, "{split}.kl_nats", 0),
+    ("active", EVAL, "{split}.active_units", 0),
+    ("sample FD", EVAL, "samples.fd", 2),
+    ("best epoch", TRAIN, "best_epoch", 0),
 ]
-METRIC_COLUMNS = [
-    ("KL nats", "test.kl_nats", "{:.1f}"),
-    ("active", "test.active_units", "{}"),
-    ("xy", "test.loss.xy", "{:.3f}"),
-    ("scale", "test.loss.scale", "{:.3f}"),
-    ("rot", "test.loss.rot", "{:.3f}"),
-    ("feat", "test.loss.feat", "{:.3f}"),
-    ("rot err deg", "test.rot_error_deg", "{:.1f}"),
-    ("std xy", "test.std_ratio.xy", "{:.2f}"),
-    ("std scale", "test.std_ratio.scale", "{:.2f}"),
-    ("std rot", "test.std_ratio.rot", "{:.2f}"),
-    ("std feat", "test.std_ratio.feat", "{:.2f}"),
-    ("recon train", "training.best.train.recon", "{:.2f}"),
-    ("recon val", "training.best.val.recon", "{:.2f}"),
-    ("render dB", "test.render.psnr_vs_image", "{:.2f}"),
-    ("fit dB", "test.fit.psnr_vs_image", "{:.2f}"),
-    ("WebP dB", "test.codec.webp.psnr", "{:.2f}"),
-    ("bytes", "test.codec.latent_bytes", "{}"),
+TEST_COLUMNS = [
+    ("render dB", EVAL, "test.render.psnr_vs_image", 2),
+    ("SSIM", EVAL, "test.render.ssim_vs_image", 3),
+    ("8-bit dB", EVAL, "test.render_8bit.psnr_vs_image", 2),
+    ("fit dB", EVAL, "test.fit.psnr_vs_image", 2),
+    ("pixel AE dB", PIXEL, "test.render.psnr_vs_image", 2),
+    ("pixel AE SSIM", PIXEL, "test.render.ssim_vs_image", 3),
+    ("WebP dB (fp16 bytes)", CODECS, "test.fp16.webp.psnr", 2),
+    ("WebP dB (8-bit bytes)", CODECS, "test.8bit.webp.psnr", 2),
+    ("sample FD", EVAL, "samples.fd", 2),
+    ("pixel AE sample FD", PIXEL, "samples.fd", 2),
 ]
 
 
-def _dotted(d: dict, key: str) -> Any:
+@dataclass
+class Run:
+    name: str
+    params: dict
+    metrics: dict[str, dict]  # metrics file -> its data
+
+
+def _dotted(d: Any, key: str) -> Any:
     for part in key.split("."):
         if not isinstance(d, dict) or part not in d:
             return None
@@ -62,8 +78,8 @@ def _dotted(d: dict, key: str) -> Any:
     return d
 
 
-def iter_runs(tree: Any) -> Iterator[tuple[str, dict, dict]]:
-    """(name, params, eval metrics + ``training``) for every run in `dvc exp show --json` output."""
+def iter_runs(tree: Any) -> Iterator[Run]:
+    """Every run with evaluation metrics in `dvc exp show --json` output."""
     if isinstance(tree, list):
         for item in tree:
             yield from iter_runs(item)
@@ -75,64 +91,97 @@ def iter_runs(tree: Any) -> Iterator[tuple[str, dict, dict]]:
         rev = str(tree.get("rev", ""))
         name = tree.get("name") or data.get("name") or (rev[:7] if len(rev) == 40 else rev)
         params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
-        files = data.get("metrics") or {}
-        metrics = files.get("metrics/eval.json", {}).get("data", {})
-        if metrics:
-            # Training losses (model units) beside the evaluation: the train/val gap.
-            metrics = {**metrics,
-                       "training": files.get("metrics/train.json", {}).get("data", {})}
-            yield name, params, metrics
+        files = {path: f.get("data", {}) for path, f in (data.get("metrics") or {}).items()
+                 if isinstance(f, dict) and f.get("data")}
+        if EVAL in files:
+            yield Run(name, params, files)
     for key in ("experiments", "revs"):
         if tree.get(key):
             yield from iter_runs(tree[key])
 
 
-def _is_commit(name: str) -> bool:
-    return len(name) == 7 and all(c in "0123456789abcdef" for c in name)
-
-
-def select_runs(runs: Iterator[tuple[str, dict, dict]]) -> list[tuple[str, dict, dict]]:
-    """The workspace and every named experiment, once each.
-
-    Rows of plain commits (earlier default runs that `--all-commits` lists so that experiments
-    of older commits appear) are dropped, and so is a branch row equal to the workspace (main
-    right after a commit). Two experiments with equal results both stay: that they agree is
-    worth seeing (e.g. the original GaussVAE's base config and the equal-weighting ablation).
-    """
+def group_runs(runs: Iterator[Run]) -> dict[str, list[Run]]:
+    """Named experiments by row (``<row>-s<k>``), each run once; commits and the workspace
+    (which repeats the last experiment or the default run) are left out."""
+    rows: dict[str, list[Run]] = {}
     seen: set[str] = set()
-    workspace = None
-    out = []
-    for name, params, metrics in runs:
-        content = json.dumps([params, metrics], sort_keys=True)
-        if name == "workspace":
-            workspace = content
-        same_as_workspace = name in ("main", "master") and content == workspace
-        if name in seen or _is_commit(name) or same_as_workspace:
+    for run in runs:
+        if run.name in seen or run.name == "workspace" or re.fullmatch(r"[0-9a-f]{7}", run.name):
             continue
-        seen.add(name)
-        out.append((name, params, metrics))
+        seen.add(run.name)
+        rows.setdefault(SEED.sub("", run.name), []).append(run)
+    for row, members in rows.items():
+        without_seed = {json.dumps(_drop_seed(r.params), sort_keys=True) for r in members}
+        if len(without_seed) > 1:
+            raise ValueError(f"row {row!r}: its runs differ in more than train.seed")
+    return rows
+
+
+def _drop_seed(params: dict) -> dict:
+    return {**params, "train": {k: v for k, v in params.get("train", {}).items() if k != "seed"}}
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix[:-1]: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}."))
     return out
 
 
-def _cell(value: Any, fmt: str) -> str:
-    if value is None:
+def changes(params: dict, reference: dict) -> str:
+    """The params of a row that differ from the reference row, as -S arguments would read."""
+    mine, ref = _flat(_drop_seed(params)), _flat(_drop_seed(reference))
+    diff = [f"{k}={json.dumps(v).replace(' ', '')}" for k, v in mine.items() if ref.get(k) != v]
+    return ", ".join(diff) if diff else "(the reference)"
+
+
+def stats(members: list[Run], path: str, key: str) -> tuple[float, float, int] | None:
+    """(mean, std, count) of a metric over a row's seeds; None when no run has it."""
+    values = [v for r in members if isinstance(v := _dotted(r.metrics.get(path), key),
+                                                int | float)]
+    if not values:
+        return None
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, \
+        len(values)
+
+
+def _cell(s: tuple[float, float, int] | None, decimals: int) -> str:
+    if s is None:
         return "-"
-    try:
-        return fmt.format(value)
-    except (ValueError, TypeError):
-        return str(value)
+    mean, std, n = s
+    return f"{mean:.{decimals}f}" if n == 1 else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
-def render_table(runs: list[tuple[str, dict, dict]]) -> str:
-    """A Markdown table, one row per run, in the order given."""
-    titles = ["experiment"] + [c[0] for c in PARAM_COLUMNS] + [c[0] for c in METRIC_COLUMNS]
+def _table(titles: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
-    for name, params, metrics in runs:
-        cells = [name]
-        cells += [_cell(_dotted(params, key), fmt) for _, key, fmt in PARAM_COLUMNS]
-        cells += [_cell(_dotted(metrics, key), fmt) for _, key, fmt in METRIC_COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
+
+
+def val_table(rows: dict[str, list[Run]], reference: str) -> str:
+    """Every row, best validation render PSNR first."""
+    ref = rows[reference][0].params if reference in rows else {}
+    key = VAL_COLUMNS[0][2].format(split="val")
+    order = sorted(rows, key=lambda r: -(stats(rows[r], EVAL, key) or (-np.inf,))[0])
+    body = []
+    for row in order:
+        members = rows[row]
+        cells = [f"`{row}`", str(len(members))]
+        cells += [_cell(stats(members, path, k.format(split="val")), d)
+                  for _, path, k, d in VAL_COLUMNS]
+        body.append(cells + [changes(members[0].params, ref)])
+    return _table(["row", "seeds", *[c[0] for c in VAL_COLUMNS], "change from the reference"],
+                  body)
+
+
+def chosen_table(rows: dict[str, list[Run]], names: list[str]) -> str:
+    missing = [n for n in names if n not in rows]
+    if missing:
+        raise ValueError(f"--test-rows: no experiments named {', '.join(missing)}")
+    body = [[f"`{n}`", str(len(rows[n]))] + [_cell(stats(rows[n], path, k), d)
+                                            for _, path, k, d in TEST_COLUMNS] for n in names]
+    return _table(["row", "seeds", *[c[0] for c in TEST_COLUMNS]], body)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,7 +189,11 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", help="saved `dvc exp show --json` output (default: run it)")
     parser.add_argument("--out", help="write here (default: stdout)")
-    parser.add_argument("--header", help="Markdown file whose text goes above the table")
+    parser.add_argument("--header", help="Markdown file whose text goes above the tables")
+    parser.add_argument("--reference", default="default",
+                        help="row the 'change' column is relative to")
+    parser.add_argument("--test-rows", nargs="*", default=[],
+                        help="rows whose TEST metrics are reported (chosen on validation)")
     args = parser.parse_args(argv)
     if args.json:
         tree = json.loads(Path(args.json).read_text())
@@ -150,9 +203,12 @@ def main(argv: list[str] | None = None) -> None:
         if out.returncode != 0:
             sys.exit(f"error: dvc exp show --json failed: {out.stderr.strip().splitlines()[-1]}")
         tree = json.loads(out.stdout)
-    runs = select_runs(iter_runs(tree))
+    rows = group_runs(iter_runs(tree))
     text = (Path(args.header).read_text().rstrip() + "\n\n" if args.header else "")
-    text += render_table(runs) + "\n"
+    text += "## Validation: every row, ranked by validation render PSNR\n\n"
+    text += val_table(rows, args.reference) + "\n"
+    if args.test_rows:
+        text += "\n## Test: the chosen rows only\n\n" + chosen_table(rows, args.test_rows) + "\n"
     if args.out:
         Path(args.out).write_text(text)
     else:
