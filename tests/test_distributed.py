@@ -13,7 +13,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from gaussvae.chunks import Chunk, ChunkStore
+from gaussvae.distributed import setup_distributed
 from gaussvae.errors import TrainingDiverged
+from gaussvae.extract import extract, run_key
 from gaussvae.train import TrainPaths, train
 from tests.conftest import make_params
 
@@ -91,3 +94,35 @@ def test_every_rank_follows_rank_0s_validation(tmp_path, tiny_data):
     assert runs[0]["epochs_run"] == 4
     assert runs[0] == runs[1]
 
+
+def _extract_and_report(rank, port, world, images, settings, folders, out):
+    """extract() on this rank with its own resume folder (machines that share no disk)."""
+    _join_group(rank, port, world)
+    dist = setup_distributed(torch.device("cpu"))
+    result = extract(images, settings, dist.device, resume_dir=folders[rank], chunk_images=8,
+                     dist=dist)
+    dist.close()
+    if rank == 0:
+        np.save(out, result.psnr)
+    else:
+        assert result is None
+
+
+def test_ranks_without_a_shared_disk_resume_from_each_others_chunks(tmp_path, tiny_images):
+    """Rank 0's disk holds chunk 8-16, rank 1's chunks 8-16 and 24-32, each marked by its PSNR:
+    every saved chunk is delivered once, by the lowest rank that has it, and not fitted again;
+    the others are fitted and gathered in order."""
+    settings = make_params(**{"extract.steps": 3}).extract
+    cpu = torch.device("cpu")
+    single = extract(tiny_images, settings, cpu)
+    key = run_key(tiny_images, settings, cpu, 8)
+    folders = [tmp_path / "rank0", tmp_path / "rank1"]
+    marks = {(0, 8): 100.0, (1, 8): 101.0, (1, 24): 124.0}
+    for (rank, start), mark in marks.items():
+        ChunkStore(folders[rank], key).save(start, Chunk(
+            single.gaussians[start:start + 8], np.full(8, mark, np.float32)))
+    _run_ranks(_extract_and_report, 2, (tiny_images, settings, folders, tmp_path / "psnr.npy"))
+    psnr = np.load(tmp_path / "psnr.npy")
+    expected = single.psnr.copy()
+    expected[8:16], expected[24:32] = 100.0, 124.0
+    assert np.array_equal(psnr, expected)
