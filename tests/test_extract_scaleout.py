@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from gaussvae.chunks import Chunk, ChunkStore, discard_chunks
-from gaussvae.extract import chunk_ranges, extract, run_key
+from gaussvae.extract import _fit_chunks, chunk_ranges, extract, run_key
 from gaussvae.store import write_gaussians, write_images
 from tests.conftest import REPO, make_params, tiny_raw_params
 
@@ -65,6 +65,21 @@ def test_resume_folder_reuses_saved_chunks_and_drops_other_runs(tmp_path, tiny_i
     assert run_key(tiny_images, make_params(**{"extract.steps": 4}).extract, cpu, 16) != key
     discard_chunks(tmp_path / "chunks")
     assert not (tmp_path / "chunks").exists()
+
+
+def test_ordering_on_several_threads_gives_the_same_chunks(tmp_path, tiny_images):
+    """On a GPU the batches are ordered on several threads, finishing in any order; each chunk
+    is still saved complete and the result is the same."""
+    cfg = make_params(**{"extract.steps": 2}).extract
+    cpu = torch.device("cpu")
+    chunks = chunk_ranges(40, cfg.batch_size, 16)
+    one = _fit_chunks(tiny_images, cfg, cpu, chunks, None, None, 40, workers=1)
+    store = ChunkStore(tmp_path, "1" * 16)
+    four = _fit_chunks(tiny_images, cfg, cpu, chunks, store, None, 40, workers=4)
+    saved = store.open()
+    for start, chunk in one.items():
+        assert np.array_equal(four[start].gaussians, chunk.gaussians)
+        assert np.array_equal(saved[start].gaussians, chunk.gaussians)
 
 
 def _write_inputs(folder, tiny_images, **overrides):

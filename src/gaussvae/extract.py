@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -106,7 +107,8 @@ def extract(
     if on_batch is not None:
         for chunk in mine.values():
             on_batch(len(chunk.psnr), chunk.psnr, total)
-    mine.update(_fit_chunks(images, settings, device, todo, store, on_batch, total))
+    mine.update(_fit_chunks(images, settings, device, todo, store, on_batch, total,
+                            ordering_workers(device)))
     parts = dist.gather(mine)
     if parts is None:
         return None
@@ -122,9 +124,10 @@ def extract(
 
 def _fit_chunks(images: ImageSet, settings: ExtractParams, device: torch.device,
                 chunks: list[range], store: ChunkStore | None,
-                on_batch: Callable[[int, np.ndarray, int], None] | None,
-                total: int) -> dict[int, Chunk]:
-    """Fit and order ``chunks`` batch by batch; each chunk is saved to ``store`` when done."""
+                on_batch: Callable[[int, np.ndarray, int], None] | None, total: int,
+                workers: int) -> dict[int, Chunk]:
+    """Fit and order ``chunks`` batch by batch, ordering on ``workers`` threads; each chunk is
+    saved to ``store`` when done."""
     slots_np = grid_slots(settings.num_gaussians)
     slots = torch.from_numpy(slots_np).to(device)
     done: dict[int, Chunk] = {}
@@ -133,32 +136,48 @@ def _fit_chunks(images: ImageSet, settings: ExtractParams, device: torch.device,
         for j in range(len(fitted)):
             out[offset + j] = order_gaussians(fitted[j], settings.ordering, slots_np)
 
+    def save_when_ordered(start: int, jobs: list[Future]) -> None:
+        for job in jobs:
+            job.result()
+        store.save(start, done[start])  # type: ignore[union-attr]
+
     # Ordering (scipy's linear assignment, ~10 ms per image, releases the GIL) and saving run on
-    # a worker thread, in submission order, while the next batch is fitted; each batch writes
-    # its own rows, so the result does not depend on timing, and a chunk is saved only after
-    # its last batch is ordered.
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    # worker threads while the next batch is fitted; each batch writes its own rows, so the
+    # result does not depend on timing. A chunk's save is queued after its batches' orderings
+    # (FIFO), so it waits only for orderings already running: no deadlock, and a chunk is
+    # saved only once complete.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: list[Future] = []
         for chunk in chunks:
             out = np.empty((len(chunk), settings.num_gaussians, 8), dtype=np.float32)
             psnr = np.empty(len(chunk), dtype=np.float32)
+            jobs = []
             for start in range(chunk.start, chunk.stop, settings.batch_size):
                 batch = np.arange(start, min(start + settings.batch_size, chunk.stop))
                 pixels = torch.from_numpy(images.images[batch]).to(device=device,
                                                                    dtype=torch.float32)
                 result = fit_images(pixels / 255.0, slots, settings)
                 offset = start - chunk.start
-                pending.append(pool.submit(order_batch, out, offset,
-                                           result.gaussians.cpu().numpy()))
+                jobs.append(pool.submit(order_batch, out, offset, result.gaussians.cpu().numpy()))
                 psnr[offset:offset + len(batch)] = result.psnr.cpu().numpy()
                 if on_batch is not None:
                     on_batch(len(batch), psnr[offset:offset + len(batch)], total)
             done[chunk.start] = Chunk(out, psnr)
+            pending += jobs
             if store is not None:
-                pending.append(pool.submit(store.save, chunk.start, done[chunk.start]))
+                pending.append(pool.submit(save_when_ordered, chunk.start, jobs))
         for job in pending:
             job.result()  # re-raises a worker's exception here
     return done
+
+
+def ordering_workers(device: torch.device) -> int:
+    """Threads that order fitted batches. On the CPU one: the fit keeps the cores busy. On a
+    GPU the cores are free and ordering is the CPU's whole share of the work, so this
+    process's part of them (torchrun's LOCAL_WORLD_SIZE processes share a machine)."""
+    if device.type == "cpu":
+        return 1
+    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def _attrs(images: ImageSet, settings: ExtractParams) -> dict:
