@@ -12,9 +12,10 @@ import pytest
 import torch
 import yaml
 
+from gaussvae.distributed import Dist
 from gaussvae.errors import TrainingDiverged
-from gaussvae.model import load_model
-from gaussvae.train import TrainPaths, epoch_order, train
+from gaussvae.model import VAEConfig, build_model, load_model
+from gaussvae.train import TrainPaths, _resume, epoch_order, save_torch, train
 from tests.conftest import REPO, make_params, tiny_raw_params
 
 
@@ -61,6 +62,27 @@ def test_ranks_share_one_shuffle_and_draw_their_own_noise():
     assert not torch.equal(order_and_noise(6, 0)[0], order0)  # a new shuffle every epoch
     solo = epoch_order(21, seed=3, epoch=5, rank=0, world=1)
     assert sorted(solo.tolist()) == list(range(21))
+
+
+def test_resume_restores_the_gradient_scaler(tmp_path, tiny_data):
+    """Under mixed precision the scaler's scale and growth count are part of the state: resumed
+    without them, the first steps after a resume would be scaled differently."""
+    _, data, stats = tiny_data
+    params, paths = make_params(), _paths(tmp_path)
+    train(params, data, stats, paths, torch.device("cpu"))
+    ckpt = torch.load(paths.checkpoint, weights_only=False)
+    ckpt["finished"] = False
+    ckpt["scaler"] = {"scale": 1024.0, "growth_factor": 2.0, "backoff_factor": 0.5,
+                      "growth_interval": 2000, "_growth_tracker": 7}
+    save_torch(paths.checkpoint, ckpt)
+    model = build_model(VAEConfig.from_dict(ckpt["model_config"]))
+    optimizer = torch.optim.Adam(model.parameters())
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
+    state = _resume(paths.checkpoint, ckpt["config_hash"], model, optimizer, scheduler, scaler,
+                    Dist())
+    assert state.epoch == 2
+    assert scaler.get_scale() == 1024.0 and scaler._get_growth_tracker() == 7
 
 
 def test_max_beta_changes_the_model(tmp_path, tiny_data):
