@@ -1,7 +1,8 @@
 """Stage train: VAE on normalized Gaussians -> model, checkpoint, TensorBoard logs, metrics.
 
 Single process by default; `torchrun --nproc_per_node=G stages/train.py ...` trains with
-DistributedDataParallel on G GPUs (see README).
+DistributedDataParallel on G GPUs (`--nnodes` for several machines); rank 0 writes every file
+(see README).
 """
 
 import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
@@ -13,6 +14,7 @@ from tqdm import tqdm
 from gaussvae.atomic import read_json
 from gaussvae.cli import run_stage, stage_parser
 from gaussvae.device import resolve_device
+from gaussvae.distributed import setup_distributed
 from gaussvae.normalize import NormStats
 from gaussvae.params import load_params
 from gaussvae.store import read_gaussians
@@ -34,15 +36,17 @@ def main() -> None:
     stats = NormStats.from_json(read_json(args.stats))
     paths = TrainPaths(Path(args.model), Path(args.checkpoint), Path(args.logdir),
                        Path(args.history), Path(args.metrics))
-    device = resolve_device(params.train.device)
-    with tqdm(total=params.train.epochs, desc=f"train on {device}", unit="epoch") as bar:
+    dist = setup_distributed(resolve_device(params.train.device))
+    with tqdm(total=params.train.epochs, desc=f"train on {dist.device}", unit="epoch",
+              disable=not dist.is_main) as bar:
 
         def on_epoch(epoch: int, row: dict) -> None:
             bar.n = epoch
             bar.set_postfix(val_recon=f"{row['val_recon']:.3f}", beta=f"{row['beta']:.3g}")
             bar.refresh()
 
-        metrics = train(params, data, stats, paths, device, on_epoch=on_epoch)
+        metrics = train(params, data, stats, paths, dist.device, on_epoch=on_epoch)
+    dist.close()
     if metrics:
         best = metrics["best"]["val"]
         print(f"best epoch {metrics['best_epoch']}: val recon {best['recon']:.4f} "

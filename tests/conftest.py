@@ -50,3 +50,23 @@ def tiny_images() -> ImageSet:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory, tiny_images):
+    """Tiny fitted Gaussians and their stats: (folder with g.h5 and stats.json, set, stats).
+    Per test module, so a test that edits the set cannot leak into another module."""
+    import torch
+
+    from gaussvae.atomic import write_json
+    from gaussvae.extract import extract
+    from gaussvae.normalize import compute_stats
+    from gaussvae.store import read_gaussians, write_gaussians
+
+    cfg = make_params(**{"extract.steps": 4}).extract
+    data = extract(tiny_images, cfg, torch.device("cpu"))
+    folder = tmp_path_factory.mktemp("data")
+    write_gaussians(folder / "g.h5", data)
+    stats = compute_stats(data.gaussians[data.select("train")], 1e-6)
+    write_json(folder / "stats.json", stats.to_json())
+    return folder, read_gaussians(folder / "g.h5"), stats

@@ -5,6 +5,7 @@ from gaussvae.layout import TYPES
 from gaussvae.loss import Objective, beta_at, channel_mse, reconstruction, type_losses
 from gaussvae.model import (
     MODELS,
+    DiagonalGaussian,
     GaussianVAE,
     GridVAE,
     SlotGrid,
@@ -87,6 +88,15 @@ def test_logvar_is_clamped():
     model = GaussianVAE(_cfg(logvar_min=-1.0, logvar_max=1.0))
     post = model.encode(torch.randn(4, 64, 8) * 1e4)
     assert post.logvar.min() >= -1.0 and post.logvar.max() <= 1.0
+
+
+def test_kl_is_float32_from_a_half_precision_posterior():
+    """Under mixed precision mu is float16, where mu^2 overflows for |mu| > 256."""
+    mu = torch.full((2, 4), 300.0, dtype=torch.float16)
+    logvar = torch.zeros(2, 4, dtype=torch.float16)
+    kl = DiagonalGaussian(mu, logvar).kl()
+    assert kl.dtype == torch.float32
+    assert torch.allclose(kl, torch.full((2,), 4 * 0.5 * 300.0**2))
 
 
 def test_per_type_weighting_is_the_seed_formula():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from gaussvae.extract import extract, extract_metrics, merge, shard_range
+from gaussvae.extract import extract, extract_metrics
 from gaussvae.normalize import compute_stats, denormalize, normalize
 from gaussvae.store import read_gaussians, read_images, write_gaussians, write_images
 from tests.conftest import make_params
@@ -39,18 +39,6 @@ def test_extraction_is_self_describing_and_byte_stable(tmp_path, tiny_images):
         assert key in back.attrs, key
     assert back.attrs["fit_settings"]["steps"] == 5
     assert np.isfinite(back.psnr).all() and back.psnr.min() > 15
-
-
-def test_shards_merge_into_the_single_run(tiny_images):
-    cfg = make_params(**{"extract.steps": 3}).extract
-    whole = extract(tiny_images, cfg, torch.device("cpu"))
-    parts = [extract(tiny_images, cfg, torch.device("cpu"), shard=(k, 3)) for k in range(3)]
-    assert sum(len(p.psnr) for p in parts) == 40
-    merged = merge(parts)
-    # Batches differ between a shard and the whole run; each image's fit does not.
-    assert np.allclose(merged.gaussians, whole.gaussians, atol=1e-5)
-    assert merged.sources == whole.sources
-    assert list(shard_range(10, 2, 3)) == [6, 7, 8, 9]
 
 
 def test_extract_metrics_report_each_split(tiny_images):

@@ -1,34 +1,23 @@
+import contextlib
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
-from gaussvae.atomic import write_json
+from gaussvae.distributed import Dist
 from gaussvae.errors import TrainingDiverged
-from gaussvae.extract import extract
-from gaussvae.model import load_model
-from gaussvae.normalize import compute_stats
-from gaussvae.store import read_gaussians, write_gaussians
-from gaussvae.train import TrainPaths, train
+from gaussvae.model import VAEConfig, build_model, load_model
+from gaussvae.train import TrainPaths, _resume, epoch_order, save_torch, train
 from tests.conftest import REPO, make_params, tiny_raw_params
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory, tiny_images):
-    cfg = make_params(**{"extract.steps": 4}).extract
-    data = extract(tiny_images, cfg, torch.device("cpu"))
-    folder = tmp_path_factory.mktemp("data")
-    write_gaussians(folder / "g.h5", data)
-    stats = compute_stats(data.gaussians[data.select("train")], 1e-6)
-    write_json(folder / "stats.json", stats.to_json())
-    return folder, read_gaussians(folder / "g.h5"), stats
 
 
 def _paths(folder):
@@ -49,6 +38,7 @@ def test_training_writes_everything_and_is_deterministic(tmp_path, tiny_data):
     assert model_bytes[0] == model_bytes[1]
     paths = _paths(tmp_path / "a")
     assert paths.model.exists() and paths.checkpoint.exists()
+    assert "scaler" in torch.load(paths.checkpoint, weights_only=False)  # {} without AMP
     assert any(p.name.startswith("events.out.tfevents") for p in paths.log_dir.iterdir())
     header, *rows = paths.history.read_text().splitlines()
     assert header.split("\t")[:2] == ["epoch", "beta"] and len(rows) == 3
@@ -57,6 +47,43 @@ def test_training_writes_everything_and_is_deterministic(tmp_path, tiny_data):
     assert all(np.isfinite(v) for v in metrics["best"]["val"].values())
     model, loaded_stats, _ = load_model(paths.model, torch.device("cpu"))
     assert np.array_equal(loaded_stats.mean, stats.mean)
+
+
+def test_ranks_share_one_shuffle_and_draw_their_own_noise():
+    def order_and_noise(epoch, rank):
+        order = epoch_order(21, seed=3, epoch=epoch, rank=rank, world=2)
+        return order, torch.randn(4)
+
+    (order0, noise0), (order1, noise1) = order_and_noise(5, 0), order_and_noise(5, 1)
+    assert len(order0) == len(order1) == 10  # equal shares: every rank runs the same steps
+    assert not set(order0.tolist()) & set(order1.tolist())  # disjoint shares of one shuffle
+    assert not torch.equal(noise0, noise1)  # each rank its own reparameterization noise
+    again, noise_again = order_and_noise(5, 1)
+    assert torch.equal(again, order1) and torch.equal(noise_again, noise1)  # resumable
+    assert not torch.equal(order_and_noise(6, 0)[0], order0)  # a new shuffle every epoch
+    solo = epoch_order(21, seed=3, epoch=5, rank=0, world=1)
+    assert sorted(solo.tolist()) == list(range(21))
+
+
+def test_resume_restores_the_gradient_scaler(tmp_path, tiny_data):
+    """Under mixed precision the scaler's scale and growth count are part of the state: resumed
+    without them, the first steps after a resume would be scaled differently."""
+    _, data, stats = tiny_data
+    params, paths = make_params(), _paths(tmp_path)
+    train(params, data, stats, paths, torch.device("cpu"))
+    ckpt = torch.load(paths.checkpoint, weights_only=False)
+    ckpt["finished"] = False
+    ckpt["scaler"] = {"scale": 1024.0, "growth_factor": 2.0, "backoff_factor": 0.5,
+                      "growth_interval": 2000, "_growth_tracker": 7}
+    save_torch(paths.checkpoint, ckpt)
+    model = build_model(VAEConfig.from_dict(ckpt["model_config"]))
+    optimizer = torch.optim.Adam(model.parameters())
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
+    state = _resume(paths.checkpoint, ckpt["config_hash"], model, optimizer, scheduler, scaler,
+                    Dist())
+    assert state.epoch == 2
+    assert scaler.get_scale() == 1024.0 and scaler._get_growth_tracker() == 7
 
 
 def test_max_beta_changes_the_model(tmp_path, tiny_data):
@@ -88,8 +115,8 @@ def test_grid_architecture_trains_saves_and_reloads(tmp_path, tiny_data):
 
 
 def test_nan_loss_stops_with_epoch_and_step(tmp_path, tiny_data):
-    _, data, stats = tiny_data
-    data.gaussians = data.gaussians.copy()
+    _, shared, stats = tiny_data
+    data = dataclasses.replace(shared, gaussians=shared.gaussians.copy())  # others share it
     data.gaussians[data.select("train")[0], 0, 0] = np.nan
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+"):
         train(make_params(**{"train.batch_size": 64}), data, stats, _paths(tmp_path),
@@ -103,6 +130,38 @@ def _stage_cmd(folder, params_file):
             "--history", "history.tsv", "--metrics", "train.json"]
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every process below it (torchrun starts its workers in sessions
+    of their own, so killing its process group would leave them running)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        todo += children.get(current, [])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(current, signal.SIGKILL)
+
+
+def _kill_when(proc, ckpt, min_epoch, kill):
+    """Wait until the checkpoint holds ``min_epoch`` epochs, then ``kill()``; the epoch it
+    holds afterwards."""
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists() and torch.load(ckpt, weights_only=False)["epoch"] >= min_epoch:
+            kill()
+            break
+        time.sleep(0.005)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    return torch.load(ckpt, weights_only=False)["epoch"]
+
+
 def test_killed_training_resumes_to_the_same_metrics(tmp_path, tiny_data):
     folder, _, _ = tiny_data
     raw = tiny_raw_params()
@@ -110,7 +169,7 @@ def test_killed_training_resumes_to_the_same_metrics(tmp_path, tiny_data):
     raw["prepare"]["num_images"] = 40
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
     straight = tmp_path / "straight"
     straight.mkdir()
@@ -121,16 +180,8 @@ def test_killed_training_resumes_to_the_same_metrics(tmp_path, tiny_data):
     killed.mkdir()
     proc = subprocess.Popen(_stage_cmd(folder, params_file), cwd=killed, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = killed / "ckpt.pt"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if ckpt.exists() and torch.load(ckpt, weights_only=False)["epoch"] >= 3:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
-    epoch_at_kill = torch.load(ckpt, weights_only=False)["epoch"]
+    epoch_at_kill = _kill_when(proc, killed / "ckpt.pt", 3,
+                               lambda: proc.send_signal(signal.SIGKILL))
     assert 3 <= epoch_at_kill < 30
     assert not (killed / "train.json").exists()
 
@@ -143,21 +194,41 @@ def test_killed_training_resumes_to_the_same_metrics(tmp_path, tiny_data):
 
 
 @pytest.mark.slow
-def test_two_process_ddp_training_on_cpu(tmp_path, tiny_data):
-    """The torchrun path (DistributedDataParallel, gloo on CPU) trains and writes metrics."""
+def test_two_process_ddp_training_resumes_after_sigkill(tmp_path, tiny_data):
+    """The torchrun path (DistributedDataParallel, gloo on CPU): every process of a 2-process
+    run is SIGKILLed; the rerun resumes (rank 0 reads the checkpoint and sends it to rank 1)
+    and ends with the uninterrupted 2-process run's metrics and history."""
     folder, _, _ = tiny_data
+    raw = tiny_raw_params()
+    raw["train"].update(epochs=30, early_stopping_patience=100)
     params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(tiny_raw_params()))
+    params_file.write_text(yaml.safe_dump(raw))
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     cmd = [torchrun, "--standalone", "--nproc_per_node=2", *_stage_cmd(folder, params_file)[1:]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    result = subprocess.run(cmd, cwd=straight, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    metrics = json.loads((tmp_path / "train.json").read_text())
-    assert metrics["epochs_run"] == 2
+    metrics = json.loads((straight / "train.json").read_text())
+    assert metrics["epochs_run"] == 30
     assert all(np.isfinite(v) for v in metrics["best"]["val"].values())
 
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    proc = subprocess.Popen(cmd, cwd=killed, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    epoch_at_kill = _kill_when(proc, killed / "ckpt.pt", 3, lambda: kill_tree(proc.pid))
+    assert 3 <= epoch_at_kill < 30
+    assert not (killed / "train.json").exists()
+    resumed = subprocess.run(cmd, cwd=killed, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stderr
+    assert json.loads((killed / "train.json").read_text()) == metrics
+    assert (killed / "history.tsv").read_text() == (straight / "history.tsv").read_text()
 
 def test_kept_model_was_trained_at_max_beta(tmp_path, tiny_data):
     # With early epochs at a smaller beta, selection ignores them: the kept model's epoch is

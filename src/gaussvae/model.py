@@ -82,8 +82,14 @@ class DiagonalGaussian:
         return self.mu
 
     def kl(self) -> torch.Tensor:
-        """KL(q || N(0, I)) per sample in nats, summed over latent dimensions: (B,)."""
-        return 0.5 * (self.mu.pow(2) + self.logvar.exp() - 1.0 - self.logvar).sum(dim=1)
+        """KL(q || N(0, I)) per sample in nats, summed over latent dimensions: (B,), float32.
+
+        Computed in float32 whatever the posterior's dtype: under mixed precision mu is float16,
+        whose mu^2 overflows for |mu| > 256; the loss would then read as diverged where only the
+        gradients should overflow, for the gradient scaler to skip the step.
+        """
+        mu, logvar = self.mu.float(), self.logvar.float()
+        return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
 
 
 class ResBlock1d(nn.Module):

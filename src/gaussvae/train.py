@@ -2,7 +2,7 @@
 
 One epoch, in named steps: schedule (beta and the sample order), ``train_epoch`` (the steps),
 validate (z = mu), ``RunState.plateau`` (learning-rate cuts, early stopping, the kept model),
-log (TensorBoard and the history TSV), checkpoint. Every epoch starts from a seed made of
+log (TensorBoard and the history TSV), checkpoint. Every epoch starts from seeds made of
 (train.seed, epoch), so a run resumed from its checkpoint ends with the same weights and metrics
 as an uninterrupted one.
 
@@ -11,6 +11,13 @@ consider only epochs trained at the full ``max_beta`` (after the warm-up), and w
 validation RECONSTRUCTION loss. An epoch inside the warm-up has a smaller KL weight, so its
 model is not a model of the beta the run is named after; a run whose budget ends inside the
 warm-up keeps its last epoch and says so.
+
+Under torchrun (DistributedDataParallel, one process per GPU) every rank must take the same
+decisions at the same step, or some rank waits forever in a collective the others never join:
+rank 0 alone validates, cuts the learning rate, keeps the model and decides to stop, and
+broadcasts the learning rate and the decision; a non-finite loss on any rank is seen by every
+rank in the step's summed losses before the backward pass, and all raise together; rank 0 reads
+the checkpoint and sends it to the others. Rank 0 writes every file.
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ import io
 import json
 import logging
 import math
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +37,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from gaussvae.atomic import atomic_path, rounded, write_json
+from gaussvae.distributed import Dist, setup_distributed
 from gaussvae.errors import TrainingDiverged
 from gaussvae.loss import Objective, RenderTerm, beta_at, type_losses
 from gaussvae.model import VAE, VAEConfig, build_model, count_parameters
@@ -88,58 +95,88 @@ def make_objective(params: Params, data: GaussianSet, stats: NormStats) -> Objec
     return Objective(t.loss_weighting, stats.types, render)
 
 
+# What train_step returns, summed over ranks: the step's total loss, reconstruction and mean
+# KL, then its per-channel MSE.
+STEP_STATS = ("loss", "recon", "kl")
+
+
 def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, batch: torch.Tensor,
                target_pixels: torch.Tensor | None, objective: Objective, beta: float,
-               amp: bool) -> tuple[Any, torch.Tensor]:
-    """One optimizer step on a batch (B, N, 8) in model units; returns the loss parts and KL
-    (B,). Raises TrainingDiverged (without stepping) on a NaN or infinite loss."""
+               amp: bool, dist: Dist | None = None) -> torch.Tensor:
+    """One optimizer step on a batch (B, N, 8) in model units; returns (*STEP_STATS,
+    per-channel MSE) of the step, summed over ranks.
+
+    Raises TrainingDiverged (without stepping) when the loss is NaN or infinite on ANY rank: the
+    sums are taken before the backward pass, so every rank sees the same non-finite sum and
+    raises at the same step, where a rank raising alone would leave the others waiting in the
+    gradient all-reduce. KL is float32 (model.DiagonalGaussian.kl), so under mixed precision a
+    large mu overflows only gradients, which the scaler skips, not the loss.
+    """
+    dist = dist or Dist()
     with torch.autocast(device_type=batch.device.type, dtype=torch.float16, enabled=amp):
         pred, post = net(batch)
-    kl = post.kl().float()
+    kl = post.kl()
     parts = objective(pred.float(), batch, kl, beta, target_pixels)
-    if not torch.isfinite(parts.total):
-        raise TrainingDiverged(f"loss became {float(parts.total.detach())}")
+    stats = dist.all_sum(torch.cat([parts.total.detach().reshape(1),
+                                    parts.recon.detach().reshape(1),
+                                    kl.detach().mean().reshape(1), parts.per_channel.detach()]))
+    if not bool(torch.isfinite(stats).all()):
+        where = f" on one of {dist.world} processes" if dist.world > 1 else ""
+        raise TrainingDiverged(f"loss became {float(stats[0])}{where}")
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(parts.total).backward()
     scaler.step(optimizer)
     scaler.update()
-    return parts, kl
+    return stats
 
 
 def train_epoch(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
                 scaler: torch.amp.GradScaler, x: torch.Tensor, target_pixels: torch.Tensor | None,
                 order: torch.Tensor, objective: Objective, beta: float, batch_size: int,
-                amp: bool, epoch: int) -> dict[str, float]:
-    """One pass over x[order] in batches; mean loss, recon, KL and per-type train losses."""
+                amp: bool, epoch: int, dist: Dist | None = None) -> dict[str, float]:
+    """One pass over x[order] in batches; loss, recon, KL and per-type train losses, each the
+    mean over every step of every rank (so the logged numbers describe the whole epoch, not
+    rank 0's share)."""
+    dist = dist or Dist()
     net.train()
-    sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
-    channel_sums = torch.zeros(x.shape[-1], device=x.device)
+    sums = torch.zeros(len(STEP_STATS) + x.shape[-1], dtype=torch.float64, device=x.device)
     n_steps = 0
     for step, start in enumerate(range(0, len(order), batch_size)):
         idx = order[start:start + batch_size].to(x.device)
         pixels = None if target_pixels is None else target_pixels[idx]
         try:
-            parts, kl = train_step(net, optimizer, scaler, x[idx], pixels, objective, beta, amp)
+            sums += train_step(net, optimizer, scaler, x[idx], pixels, objective, beta, amp, dist)
         except TrainingDiverged as err:
             raise TrainingDiverged(
                 f"{err} at epoch {epoch + 1}, step {step + 1}; lower train.learning_rate or "
                 "check data/gaussians.h5 for NaN/inf") from None
-        sums["loss"] += float(parts.total.detach())
-        sums["recon"] += float(parts.recon.detach())
-        sums["kl"] += float(kl.detach().mean())
-        channel_sums += parts.per_channel.detach()
         n_steps += 1
-    types = type_losses(channel_sums / n_steps, objective.types)
-    return {**{k: v / n_steps for k, v in sums.items()}, **{k: float(v) for k, v in types.items()}}
+    means = sums / (n_steps * dist.world)
+    types = type_losses(means[len(STEP_STATS):], objective.types)
+    return {**{k: float(means[i]) for i, k in enumerate(STEP_STATS)},
+            **{k: float(v) for k, v in types.items()}}
+
+
+def derived_seed(*parts: int | str) -> int:
+    """A 63-bit seed from ``parts`` (e.g. seed, epoch, rank): distinct tuples give unrelated
+    streams, where arithmetic like seed * K + epoch collides."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> torch.Tensor:
-    """This rank's sample order for ``epoch``; seeds the epoch's RNG (the reparameterization
-    noise too), so a resumed run draws what an uninterrupted one does. Under DDP every rank
-    must run the same number of steps (one all-reduce per step)."""
-    torch.manual_seed(seed * 100_003 + epoch)
-    perm = torch.randperm(n)
+    """This rank's sample order for ``epoch``, and the seed of its noise.
+
+    The shuffle comes from (seed, epoch) alone, so every rank cuts the same permutation into
+    disjoint shares (every G-th sample); the global RNG, which draws the reparameterization
+    noise, is seeded from (seed, epoch, rank), so ranks draw different noise and a resumed run
+    draws what an uninterrupted one does. Each share has the same length: under DDP every rank
+    must run the same number of steps (one all-reduce per step).
+    """
+    shuffle = torch.Generator().manual_seed(derived_seed(seed, epoch, "order"))
+    perm = torch.randperm(n, generator=shuffle)
+    torch.manual_seed(derived_seed(seed, epoch, "noise", rank))
     return perm[: len(perm) - len(perm) % world][rank::world]
 
 
@@ -161,10 +198,11 @@ def train(
     device: torch.device,
     on_epoch: Callable[[int, dict], None] | None = None,
 ) -> dict:
-    """Train (or resume) the VAE; writes model, checkpoint, logs, history; returns metrics."""
+    """Train (or resume) the VAE; writes model, checkpoint, logs, history; returns metrics (on
+    rank 0; {} on the other ranks under torchrun)."""
     t = params.train
-    rank, world, device = _setup_distributed(device)
-    is_rank0 = rank == 0
+    dist = setup_distributed(device)
+    device = dist.device
     x_train, x_val = (normalize(torch.from_numpy(data.gaussians[data.select(s)]), stats)
                       .to(device) for s in ("train", "val"))
     config = VAEConfig.from_params(params, x_train.shape[1])
@@ -180,73 +218,67 @@ def train(
         target_pixels = objective.render.targets(fitted)
     amp = device.type == "cuda"  # mixed precision where it pays
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    config_hash = _config_hash(params, stats, len(x_train))
-    state = _resume(paths.checkpoint, config_hash, model, optimizer, scheduler, device)
-    if state.epoch == 0 and is_rank0 and paths.log_dir.exists():
+    config_hash = _config_hash(params, stats, len(x_train), dist.world, device.type)
+    state = _resume(paths.checkpoint, config_hash, model, optimizer, scheduler, scaler, dist)
+    if state.epoch == 0 and dist.is_main and paths.log_dir.exists():
         shutil.rmtree(paths.log_dir)  # a fresh run must not mix with an old run's events
     net = model
-    if world > 1:
+    if dist.grouped:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    writer = SummaryWriter(str(paths.log_dir), purge_step=state.epoch) if is_rank0 else None
-    if is_rank0:
+    writer = SummaryWriter(str(paths.log_dir), purge_step=state.epoch) if dist.is_main else None
+    if dist.is_main:
         log.info("model %s: %d parameters", config.arch, count_parameters(model))
 
-    stopped_early = False
+    stop = False
     for epoch in range(state.epoch, t.epochs):
-        # --- schedule
+        # --- schedule: beta; one shuffle for every rank, each rank its share and its noise
         beta = beta_at(epoch, params.max_beta, t.beta_warmup_epochs)
-        order = epoch_order(len(x_train), t.seed, epoch, rank, world)
-        # --- steps
+        order = epoch_order(len(x_train), t.seed, epoch, dist.rank, dist.world)
+        # --- steps (losses: means over every rank's steps)
         train_losses = train_epoch(net, optimizer, scaler, x_train, target_pixels, order,
-                                   objective, beta, t.batch_size, amp, epoch)
-        # --- validate
-        val = split_scores(model, x_val, t.loss_weighting, stats.types)
-        row = history_row(epoch, beta, optimizer.param_groups[0]["lr"], train_losses, val)
-        state.history.append(row)
-        # --- plateau, at full beta only: learning-rate cuts, the kept model, early stopping
-        if beta == params.max_beta:
-            scheduler.step(row["val_recon"])
-            stopped_early = state.plateau(row["val_recon"], model, t.early_stopping_patience)
+                                   objective, beta, t.batch_size, amp, epoch, dist)
+        # --- validate and decide, on rank 0: learning-rate cut, kept model, early stop
+        if dist.is_main:
+            val = split_scores(model, x_val, t.loss_weighting, stats.types)
+            row = history_row(epoch, beta, optimizer.param_groups[0]["lr"], train_losses, val)
+            state.history.append(row)
+            if beta == params.max_beta:  # selection at the run's beta only
+                scheduler.step(row["val_recon"])
+                stop = state.plateau(row["val_recon"], model, t.early_stopping_patience)
+        # --- every rank follows rank 0
+        lr, stop = dist.broadcast((optimizer.param_groups[0]["lr"], stop))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         state.epoch = epoch + 1
-        # --- log and checkpoint
-        if is_rank0:
+        # --- log and checkpoint, on rank 0
+        if dist.is_main:
             _log_epoch(writer, model, x_val, row)
             if on_epoch is not None:
                 on_epoch(epoch + 1, row)
-            _save_checkpoint(paths.checkpoint, state, model, optimizer, scheduler, config_hash,
-                             config, params, stats, stopped_early or epoch + 1 == t.epochs)
-        if stopped_early:
-            log.info("early stop at epoch %d: no better val recon for %d epochs",
-                     epoch + 1, state.bad_epochs)
+            _save_checkpoint(paths.checkpoint, state, model, optimizer, scheduler, scaler,
+                             config_hash, config, params, stats, stop or epoch + 1 == t.epochs)
+        if stop:
+            if dist.is_main:
+                log.info("early stop at epoch %d: no better val recon for %d epochs",
+                         epoch + 1, state.bad_epochs)
             break
     if writer is not None:
         writer.close()
-    if world > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    if not is_rank0:
+    dist.close()
+    if not dist.is_main:
         return {}
-    return _export(paths, state, model, config, params, stats, x_train, x_val, stopped_early)
+    return _export(paths, state, model, config, params, stats, x_train, x_val, stop)
 
 
-def _setup_distributed(device: torch.device) -> tuple[int, int, torch.device]:
-    """(rank, world size, this rank's device) under torchrun; (0, 1, device) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, device
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    return torch.distributed.get_rank(), world, device
-
-
-def _config_hash(params: Params, stats: NormStats, n_train: int) -> str:
+def _config_hash(params: Params, stats: NormStats, n_train: int, world: int,
+                 device_type: str) -> str:
+    """What a checkpoint must match to be resumed: params, data, and the launch (the number of
+    processes sets the effective batch; the device type sets mixed precision)."""
     blob = json.dumps({"train": params.train.model_dump(), "latent_dim": params.latent_dim,
                        "max_beta": params.max_beta, "stats": stats.to_json(),
-                       "n_train": n_train}, sort_keys=True)
+                       "n_train": n_train, "world": world, "device": device_type},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -264,28 +296,38 @@ def save_torch(path: str | Path, obj: Any) -> None:
 
 
 def _resume(path: Path, config_hash: str, model: VAE, optimizer: torch.optim.Optimizer,
-            scheduler: Any, device: torch.device) -> RunState:
-    """The state of an unfinished run of the same config and data, or a fresh one."""
-    if not path.exists():
-        return RunState()
-    ckpt = torch.load(path, map_location=device, weights_only=False)
-    if ckpt.get("config_hash") != config_hash or ckpt.get("finished", False):
+            scheduler: Any, scaler: torch.amp.GradScaler, dist: Dist) -> RunState:
+    """The state of an unfinished run of the same config, data and launch, or a fresh one.
+
+    Rank 0 reads the file and sends it to the others (machines need not share a filesystem);
+    the GradScaler's state is part of it, so a resumed mixed-precision run scales as the
+    uninterrupted one would.
+    """
+    ckpt = None
+    if dist.is_main and path.exists():
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if ckpt.get("config_hash") != config_hash or ckpt.get("finished", False):
+            ckpt = None
+    ckpt = dist.broadcast(ckpt)
+    if ckpt is None:
         return RunState()
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
+    scaler.load_state_dict(ckpt["scaler"])
     log.info("resuming from %s at epoch %d", path, ckpt["epoch"])
     return RunState(ckpt["epoch"], ckpt["best"], ckpt["bad_epochs"], ckpt["history"],
                     ckpt["best_state"])
 
 
 def _save_checkpoint(path: Path, state: RunState, model: VAE,
-                     optimizer: torch.optim.Optimizer, scheduler: Any, config_hash: str,
-                     config: VAEConfig, params: Params, stats: NormStats,
-                     finished: bool) -> None:
+                     optimizer: torch.optim.Optimizer, scheduler: Any,
+                     scaler: torch.amp.GradScaler, config_hash: str, config: VAEConfig,
+                     params: Params, stats: NormStats, finished: bool) -> None:
     save_torch(path, {
         "config_hash": config_hash, "epoch": state.epoch, "model": model.state_dict(),
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
         "best": state.best, "bad_epochs": state.bad_epochs, "history": state.history,
         "best_state": state.best_state, "model_config": config.to_dict(),
         "params": params.model_dump(), "norm_stats": stats.to_json(), "finished": finished,
