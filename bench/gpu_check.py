@@ -48,13 +48,12 @@ import yaml  # noqa: E402
 from gaussvae.extract import extract, ordering_workers  # noqa: E402
 from gaussvae.fit import fit_images  # noqa: E402
 from gaussvae.loss import beta_at  # noqa: E402
-from gaussvae.model import VAEConfig, build_model  # noqa: E402
-from gaussvae.normalize import compute_stats, normalize  # noqa: E402
+from gaussvae.normalize import compute_stats  # noqa: E402
 from gaussvae.ordering import grid_slots, order_gaussians  # noqa: E402
 from gaussvae.params import Params, load_params  # noqa: E402
 from gaussvae.prepare import prepare_images  # noqa: E402
 from gaussvae.store import GaussianSet, ImageSet  # noqa: E402
-from gaussvae.train import epoch_order, make_objective, train_epoch  # noqa: E402
+from gaussvae.train import epoch_order, gaussian_job, train_epoch  # noqa: E402
 
 CPU = torch.device("cpu")
 GOALS = ("goals (issue 14): extraction >= 2,000 images/s on one GPU at the CPU path's PSNR; "
@@ -128,29 +127,26 @@ def training_setup(params: Params, fitted: GaussianSet, n: int, device: torch.de
                                split=np.zeros(n, np.uint8))
     s = params.normalize
     stats = compute_stats(data.gaussians, s.min_std, s.per_position, s.encoding)
-    stored = torch.from_numpy(data.gaussians).to(device)
-    x = normalize(stored, stats)
-    objective = make_objective(params, data, stats)
-    pixels = None if objective.render is None else objective.render.targets(stored)
+    job = gaussian_job(params, data, stats, None, None, device)
     torch.manual_seed(params.train.seed)
-    model = build_model(VAEConfig.from_params(params, x.shape[1])).to(device)
+    model = job.build().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.train.learning_rate)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    return model, optimizer, scaler, objective, x, pixels
+    return model, optimizer, scaler, job.objective, job.train_set
 
 
 def train_epochs(params: Params, setup, epochs: int, device: torch.device,
                  batch_size: int) -> float:
     """Seconds for ``epochs`` passes of train_epoch over the setup's samples."""
-    model, optimizer, scaler, objective, x, pixels = setup
+    model, optimizer, scaler, objective, train_set = setup
     t = params.train
     beta = beta_at(t.beta_warmup_epochs, params.max_beta, t.beta_warmup_epochs)
 
     def run() -> None:
         for epoch in range(epochs):
-            order = epoch_order(len(x), t.seed, epoch, 0, 1)
-            train_epoch(model, optimizer, scaler, x, pixels, order, objective, beta, batch_size,
-                        device.type == "cuda", epoch)
+            order = epoch_order(len(train_set), t.seed, epoch, 0, 1)
+            train_epoch(model, optimizer, scaler, train_set, order, objective, beta,
+                        batch_size, device.type == "cuda", epoch)
 
     return timed(run, device)[0]
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import torch
 
 from gaussvae.atomic import read_json
 from gaussvae.device import resolve_device
 from gaussvae.loss import beta_at
-from gaussvae.model import VAEConfig, build_model, count_parameters
-from gaussvae.normalize import NormStats, normalize
+from gaussvae.model import count_parameters
+from gaussvae.normalize import NormStats
 from gaussvae.params import load_params
-from gaussvae.store import read_gaussians
-from gaussvae.train import make_objective, train_step
+from gaussvae.store import read_gaussians, read_images
+from gaussvae.train import gaussian_job, train_step
 
 
 def main() -> None:
@@ -28,6 +29,8 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--gaussians", default="data/gaussians.h5")
     parser.add_argument("--stats", default="data/norm_stats.json")
+    parser.add_argument("--images", default="data/images.h5")
+    parser.add_argument("--symmetries", default="data/symmetries.npy")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     params = load_params(args.params)
@@ -35,18 +38,19 @@ def main() -> None:
     device = resolve_device(t.device)
     data = read_gaussians(args.gaussians)
     stats = NormStats.from_json(read_json(args.stats))
-    fitted = torch.from_numpy(data.gaussians[data.select("train")]).to(device)
-    x = normalize(fitted, stats)
+    orders = np.load(args.symmetries) if t.symmetries > 1 else None
+    images = read_images(args.images) if t.render_target == "image" else None
+    job = gaussian_job(params, data, stats, orders, images, device)
+    objective, train_set = job.objective, job.train_set
     torch.manual_seed(0)
-    model = build_model(VAEConfig.from_params(params, x.shape[1])).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=t.learning_rate)
-    objective = make_objective(params, data, stats)
-    pixels = None if objective.render is None else objective.render.targets(fitted)
+    model = job.build().to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.learning_rate,
+                                  weight_decay=t.weight_decay)
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     beta = beta_at(t.beta_warmup_epochs, params.max_beta, t.beta_warmup_epochs)
     print(f"{t.arch}, {count_parameters(model)} parameters, latent {params.latent_dim}, "
-          f"{len(x)} samples, batch {t.batch_size}, render term "
+          f"{len(train_set)} samples, batch {t.batch_size}, render term "
           f"{'on' if objective.render else 'off'}, device {device}, "
           f"{torch.get_num_threads()} threads")
     compute = total = 0.0
@@ -54,10 +58,9 @@ def main() -> None:
     model.train()
     for _ in range(args.epochs):
         t0 = time.perf_counter()
-        perm = torch.randperm(len(x))
-        for start in range(0, len(x), t.batch_size):
-            idx = perm[start:start + t.batch_size].to(device)
-            batch, target = x[idx], None if pixels is None else pixels[idx]
+        perm = torch.randperm(len(train_set))
+        for start in range(0, len(train_set), t.batch_size):
+            batch, target = train_set.batch(perm[start:start + t.batch_size].to(device))
             if device.type == "cuda":
                 torch.cuda.synchronize()
             c0 = time.perf_counter()

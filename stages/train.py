@@ -9,22 +9,26 @@ import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
 
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from gaussvae.atomic import read_json
 from gaussvae.cli import run_stage, stage_parser
 from gaussvae.device import resolve_device
-from gaussvae.distributed import setup_distributed
 from gaussvae.normalize import NormStats
 from gaussvae.params import load_params
-from gaussvae.store import read_gaussians
-from gaussvae.train import TrainPaths, train
+from gaussvae.store import read_gaussians, read_images
+from gaussvae.distributed import setup_distributed
+from gaussvae.train import TrainPaths, train_gaussian_vae
 
 
 def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--gaussians", required=True)
     parser.add_argument("--stats", required=True)
+    parser.add_argument("--images", help="images.h5, read when train.render_target is image")
+    parser.add_argument("--symmetries",
+                        help="symmetries.npy (symmetries stage), read when train.symmetries > 1")
     parser.add_argument("--model", required=True)
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--logdir", required=True)
@@ -34,6 +38,9 @@ def main() -> None:
     params = load_params(args.params)
     data = read_gaussians(args.gaussians)  # whole file into memory once
     stats = NormStats.from_json(read_json(args.stats))
+    t = params.train
+    images = read_images(args.images) if t.render_target == "image" else None
+    orders = np.load(args.symmetries) if t.symmetries > 1 else None  # (n_train, K, N)
     paths = TrainPaths(Path(args.model), Path(args.checkpoint), Path(args.logdir),
                        Path(args.history), Path(args.metrics))
     dist = setup_distributed(resolve_device(params.train.device))
@@ -45,7 +52,8 @@ def main() -> None:
             bar.set_postfix(val_recon=f"{row['val_recon']:.3f}", beta=f"{row['beta']:.3g}")
             bar.refresh()
 
-        metrics = train(params, data, stats, paths, dist.device, on_epoch=on_epoch)
+        metrics = train_gaussian_vae(params, data, stats, paths, dist.device, orders, images,
+                                     on_epoch)
     dist.close()
     if metrics:
         best = metrics["best"]["val"]

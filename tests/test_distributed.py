@@ -17,7 +17,7 @@ from gaussvae.chunks import Chunk, ChunkStore
 from gaussvae.distributed import setup_distributed
 from gaussvae.errors import TrainingDiverged
 from gaussvae.extract import extract, run_key
-from gaussvae.train import TrainPaths, train
+from gaussvae.train import TrainPaths, train_gaussian_vae
 from tests.conftest import make_params
 
 pytestmark = pytest.mark.slow
@@ -47,12 +47,12 @@ def _join_group(rank: int, port: int, world: int) -> None:
 
 
 def _train_and_report(rank, port, world, params, data_per_rank, stats, folder):
-    """train() on this rank's data; writes what happened to folder/rank<r>.json."""
+    """train_gaussian_vae() on this rank's data; writes what happened to folder/rank<r>.json."""
     _join_group(rank, port, world)
     paths = TrainPaths(*(folder / f"{name}" for name in
                          ("model.pt", "ckpt.pt", "tb", "history.tsv", "train.json")))
     try:
-        metrics = train(params, data_per_rank[rank], stats, paths, torch.device("cpu"))
+        metrics = train_gaussian_vae(params, data_per_rank[rank], stats, paths, torch.device("cpu"))
         outcome = {"metrics": metrics}
     except TrainingDiverged as err:
         outcome = {"diverged": str(err)}

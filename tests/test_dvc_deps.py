@@ -55,20 +55,29 @@ def import_closure(script: Path) -> set[str]:
     return {str(p.relative_to(REPO)) for p in seen}
 
 
-def stage_code(pipeline: dict) -> dict[str, tuple[set[str], set[str]]]:
-    """Per stage: (code it imports, code dvc.yaml lists in its deps)."""
+PIPELINES = ("dvc.yaml", "baselines/dvc.yaml")
+
+
+def _repo_path(dep: str, pipeline_dir: Path) -> str:
+    """A dep as written in a dvc.yaml (relative to its folder) -> relative to the repository."""
+    return str((REPO / pipeline_dir / dep).resolve().relative_to(REPO))
+
+
+def stage_code(pipeline: dict, pipeline_dir: Path = Path()) -> dict[str, tuple[set, set]]:
+    """Per stage: (code it imports, code dvc.yaml lists in its deps), repository-relative."""
     out = {}
     for name, stage in pipeline["stages"].items():
         script = re.search(r"stages/\w+\.py", stage["cmd"])
         assert script, f"stage {name!r}: no stages/*.py in its cmd"
-        listed = {d for d in stage.get("deps", []) if d.startswith(CODE_DIRS)}
+        deps = {_repo_path(d, pipeline_dir) for d in stage.get("deps", [])}
+        listed = {d for d in deps if d.startswith(CODE_DIRS)}
         out[name] = (import_closure(REPO / script.group(0)), listed)
     return out
 
 
-def problems(pipeline: dict) -> list[str]:
+def problems(pipeline: dict, pipeline_dir: Path = Path()) -> list[str]:
     out = []
-    for name, (imported, listed) in stage_code(pipeline).items():
+    for name, (imported, listed) in stage_code(pipeline, pipeline_dir).items():
         out += [f"stage {name!r} imports {p} but dvc.yaml does not list it in its deps"
                 for p in sorted(imported - listed)]
         out += [f"stage {name!r} lists {p} in its deps but does not import it"
@@ -76,21 +85,21 @@ def problems(pipeline: dict) -> list[str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def pipeline() -> dict:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())
+@pytest.mark.parametrize("path", PIPELINES)
+def test_dvc_yaml_deps_are_exactly_the_code_each_stage_runs(path):
+    pipeline = yaml.safe_load((REPO / path).read_text())
+    assert problems(pipeline, Path(path).parent) == []
 
 
-def test_dvc_yaml_deps_are_exactly_the_code_each_stage_runs(pipeline):
-    assert problems(pipeline) == []
-
-
-def test_removing_any_code_dep_is_noticed(pipeline):
+@pytest.mark.parametrize("path", PIPELINES)
+def test_removing_any_code_dep_is_noticed(path):
+    pipeline, folder = yaml.safe_load((REPO / path).read_text()), Path(path).parent
     for name, stage in pipeline["stages"].items():
-        for dep in [d for d in stage["deps"] if d.startswith(CODE_DIRS)]:
+        for dep in [d for d in stage["deps"] if _repo_path(d, folder).startswith(CODE_DIRS)]:
             stage["deps"].remove(dep)
-            assert problems(pipeline) == [
-                f"stage {name!r} imports {dep} but dvc.yaml does not list it in its deps"]
+            assert problems(pipeline, folder) == [
+                f"stage {name!r} imports {_repo_path(dep, folder)} but dvc.yaml does not list it "
+                "in its deps"]
             stage["deps"].append(dep)
 
 

@@ -14,7 +14,7 @@ from gaussvae.model import load_model, reconstruct
 from gaussvae.normalize import compute_stats, denormalize, normalize
 from gaussvae.plots import image_grid, square_grid, type_loss_bars
 from gaussvae.scores import parameter_scores
-from gaussvae.train import TrainPaths, train
+from gaussvae.train import TrainPaths, train_gaussian_vae
 from tests.conftest import make_params
 
 
@@ -30,7 +30,7 @@ def _train(folder, data, encoding_name: str):
                           encoding_name=encoding_name)
     paths = TrainPaths(folder / "m.pt", folder / "c.pt", folder / "tb", folder / "h.tsv",
                        folder / "t.json")
-    train(params, data, stats, paths, torch.device("cpu"))
+    train_gaussian_vae(params, data, stats, paths, torch.device("cpu"))
     model, stats, _ = load_model(paths.model, torch.device("cpu"))
     return model, data, stats, params
 

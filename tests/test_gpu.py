@@ -23,7 +23,7 @@ from gaussvae.normalize import compute_stats
 from gaussvae.reference_render import render_autograd
 from gaussvae.render import render
 from gaussvae.store import read_gaussians, write_images
-from gaussvae.train import TrainPaths, train
+from gaussvae.train import TrainPaths, train_gaussian_vae
 from tests.conftest import REPO, make_params, tiny_raw_params
 from tests.test_render import _random_gaussians
 from tests.test_train import _kill_when, _stage_cmd
@@ -75,8 +75,8 @@ def test_amp_training_stays_finite_and_checkpoints_the_scaler(tmp_path, tiny_dat
     _, data, stats = tiny_data
     paths = TrainPaths(tmp_path / "model.pt", tmp_path / "ckpt.pt", tmp_path / "tb",
                        tmp_path / "history.tsv", tmp_path / "train.json")
-    metrics = train(make_params(**{"train.epochs": 4, "train.device": "cuda"}), data, stats,
-                    paths, CUDA)
+    params = make_params(**{"train.epochs": 4, "train.device": "cuda"})
+    metrics = train_gaussian_vae(params, data, stats, paths, CUDA)
     assert metrics["epochs_run"] == 4
     _, rows = _history(paths.history)
     assert len(rows) == 4 and np.isfinite(rows).all()

@@ -48,10 +48,13 @@ def repo(tmp_path_factory):
 def test_repro_then_experiment_then_metrics_diff(repo):
     work, env = repo
     _run(["dvc", "repro"], work, env)
+    _run(["dvc", "repro", "baselines/dvc.yaml"], work, env)
     for out in ("data/images.h5", "data/gaussians.h5", "data/norm_stats.json",
                 "data/train/model.pt", "metrics/train.json", "metrics/eval.json",
-                "metrics/extract.json", "metrics/plots/reconstructions.png",
-                "metrics/plots/prior_samples.png", "metrics/plots/type_losses.png"):
+                "metrics/extract.json", "metrics/codecs.json", "metrics/plots/reconstructions.png",
+                "metrics/plots/prior_samples.png", "metrics/plots/type_losses.png",
+                "metrics/plots/interpolation.png", "baselines/metrics/eval.json",
+                "baselines/metrics/plots/reconstructions.png"):
         assert (work / out).exists(), out
     events = list((work / "data/train/tensorboard").glob("events.out.tfevents*"))
     assert events and events[0].stat().st_size > 0
@@ -61,7 +64,7 @@ def test_repro_then_experiment_then_metrics_diff(repo):
     _run(["dvc", "plots", "show", "-o", "shown"], work, env)
     page = (work / "shown" / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
-    assert len(images) == 3 and len(set(images)) == 3, images
+    assert len(images) == 6 and len(set(images)) == 6, images  # 4 of evaluate, 2 of baselines
     divs = re.findall(r'<div id = "([^"]+)"', page)
     assert len(divs) == len(set(divs)) == 4, divs
     baseline = json.loads((work / "metrics/eval.json").read_text())
@@ -82,6 +85,9 @@ def test_repro_then_experiment_then_metrics_diff(repo):
 
     show = json.loads(_run(["dvc", "exp", "show", "--json"], work, env))
     assert show, "dvc exp show --json printed nothing"
+    # the baseline's metrics travel with every experiment, so results tables can use them
+    files = show[0]["data"]["metrics"]
+    assert files["baselines/metrics/eval.json"]["data"]["test"]["render"]["psnr_vs_image"] > 5
 
 
 def test_bad_param_fails_the_stage_with_a_one_line_error(repo):

@@ -59,3 +59,15 @@ def test_cli_writes_header_and_both_tables(tmp_path):
     text = (tmp_path / "out.md").read_text()
     assert text.startswith("# Results\n\n## Validation")
     assert "## Test: the chosen rows only" in text
+
+
+def test_pixel_rows_read_the_baselines_metrics():
+    tree = _tree()
+    pixel = _run("pixel-s0", 0, 1.0, 0.0, 0.0)
+    pixel["data"]["metrics"]["baselines/metrics/eval.json"] = {"data": {
+        "val": {"render": {"psnr_vs_image": 21.5}}, "test": {"render": {"psnr_vs_image": 21.0}}}}
+    tree[1]["experiments"][0]["revs"].append(pixel)
+    rows = group_runs(iter_runs(tree))
+    assert "| `pixel` | 1 | 21.50 |" in val_table(rows, "default")
+    assert "the pixel-space baseline" in val_table(rows, "default")
+    assert "| `pixel` | 1 | 21.00 |" in chosen_table(rows, ["pixel"])

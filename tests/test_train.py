@@ -16,7 +16,7 @@ import yaml
 from gaussvae.distributed import Dist
 from gaussvae.errors import TrainingDiverged
 from gaussvae.model import VAEConfig, build_model, load_model
-from gaussvae.train import TrainPaths, _resume, epoch_order, save_torch, train
+from gaussvae.train import TrainPaths, _resume, epoch_order, save_torch, train_gaussian_vae
 from tests.conftest import REPO, make_params, tiny_raw_params
 
 
@@ -31,7 +31,7 @@ def test_training_writes_everything_and_is_deterministic(tmp_path, tiny_data):
     runs = []
     for name in ("a", "b"):
         paths = _paths(tmp_path / name)
-        runs.append(train(params, data, stats, paths, torch.device("cpu")))
+        runs.append(train_gaussian_vae(params, data, stats, paths, torch.device("cpu")))
     assert runs[0] == runs[1]
     # byte-identical model files, so DVC sees an unchanged output after an identical rerun
     model_bytes = [(tmp_path / name / "model.pt").read_bytes() for name in ("a", "b")]
@@ -70,7 +70,7 @@ def test_resume_restores_the_gradient_scaler(tmp_path, tiny_data):
     without them, the first steps after a resume would be scaled differently."""
     _, data, stats = tiny_data
     params, paths = make_params(), _paths(tmp_path)
-    train(params, data, stats, paths, torch.device("cpu"))
+    train_gaussian_vae(params, data, stats, paths, torch.device("cpu"))
     ckpt = torch.load(paths.checkpoint, weights_only=False)
     ckpt["finished"] = False
     ckpt["scaler"] = {"scale": 1024.0, "growth_factor": 2.0, "backoff_factor": 0.5,
@@ -88,18 +88,19 @@ def test_resume_restores_the_gradient_scaler(tmp_path, tiny_data):
 
 def test_max_beta_changes_the_model(tmp_path, tiny_data):
     _, data, stats = tiny_data
-    a = train(make_params(**{"max_beta": 0.0}), data, stats, _paths(tmp_path / "a"),
+    a = train_gaussian_vae(make_params(**{"max_beta": 0.0}), data, stats, _paths(tmp_path / "a"),
               torch.device("cpu"))
-    b = train(make_params(**{"max_beta": 50.0}), data, stats, _paths(tmp_path / "b"),
+    b = train_gaussian_vae(make_params(**{"max_beta": 50.0}), data, stats, _paths(tmp_path / "b"),
               torch.device("cpu"))
     assert a["best"]["val"] != b["best"]["val"]
 
 
 def test_render_loss_trains_and_changes_the_model(tmp_path, tiny_data):
     _, data, stats = tiny_data
-    plain = train(make_params(), data, stats, _paths(tmp_path / "a"), torch.device("cpu"))
-    with_render = train(make_params(**{"train.render_loss_weight": 10.0}), data, stats,
-                        _paths(tmp_path / "b"), torch.device("cpu"))
+    cpu = torch.device("cpu")
+    plain = train_gaussian_vae(make_params(), data, stats, _paths(tmp_path / "a"), cpu)
+    with_render = train_gaussian_vae(make_params(**{"train.render_loss_weight": 10.0}), data,
+                                     stats, _paths(tmp_path / "b"), cpu)
     assert np.isfinite(with_render["best"]["val"]["recon"])
     assert with_render["best"]["val"] != plain["best"]["val"]
 
@@ -107,7 +108,7 @@ def test_render_loss_trains_and_changes_the_model(tmp_path, tiny_data):
 def test_grid_architecture_trains_saves_and_reloads(tmp_path, tiny_data):
     _, data, stats = tiny_data
     paths = _paths(tmp_path)
-    metrics = train(make_params(**{"train.arch": "conv2d_grid"}), data, stats, paths,
+    metrics = train_gaussian_vae(make_params(**{"train.arch": "conv2d_grid"}), data, stats, paths,
                     torch.device("cpu"))
     assert np.isfinite(metrics["best"]["val"]["recon"])
     model, _, _ = load_model(paths.model, torch.device("cpu"))
@@ -119,7 +120,7 @@ def test_nan_loss_stops_with_epoch_and_step(tmp_path, tiny_data):
     data = dataclasses.replace(shared, gaussians=shared.gaussians.copy())  # others share it
     data.gaussians[data.select("train")[0], 0, 0] = np.nan
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+"):
-        train(make_params(**{"train.batch_size": 64}), data, stats, _paths(tmp_path),
+        train_gaussian_vae(make_params(**{"train.batch_size": 64}), data, stats, _paths(tmp_path),
               torch.device("cpu"))
 
 
@@ -236,7 +237,7 @@ def test_kept_model_was_trained_at_max_beta(tmp_path, tiny_data):
     _, data, stats = tiny_data
     params = make_params(**{"train.epochs": 5, "train.beta_warmup_epochs": 3,
                             "max_beta": 5000.0, "train.early_stopping_patience": 10})
-    metrics = train(params, data, stats, _paths(tmp_path), torch.device("cpu"))
+    metrics = train_gaussian_vae(params, data, stats, _paths(tmp_path), torch.device("cpu"))
     history = _history(tmp_path / "history.tsv")
     assert metrics["best_epoch"] >= 4 and metrics["best_epoch_beta"] == 5000.0
     assert history[metrics["best_epoch"] - 1]["beta"] == 5000.0
@@ -248,7 +249,7 @@ def test_a_budget_inside_the_warm_up_says_so(tmp_path, tiny_data, caplog):
     _, data, stats = tiny_data
     params = make_params(**{"train.epochs": 2, "train.beta_warmup_epochs": 5})
     with caplog.at_level("WARNING"):
-        metrics = train(params, data, stats, _paths(tmp_path), torch.device("cpu"))
+        metrics = train_gaussian_vae(params, data, stats, _paths(tmp_path), torch.device("cpu"))
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "ends before the beta warm-up completes" in warnings[0]
     assert metrics["best_epoch"] == 2 and metrics["best_epoch_beta"] < params.max_beta

@@ -19,17 +19,17 @@ import torch
 
 from gaussvae.atomic import rounded
 from gaussvae.codes import Uniform8Bit, as_fp16
-from gaussvae.errors import StaleFileError
 from gaussvae.layout import TYPES
-from gaussvae.model import VAE, reconstruct
+from gaussvae.model import VAE, active_units, reconstruct
 from gaussvae.normalize import NormStats, denormalize, normalize
 from gaussvae.params import EvaluateParams
+from gaussvae.pixel_ae import PixelStats, PixelVAE
 from gaussvae.pixels import image_scores, mean_psnr
 from gaussvae.plots import image_grid, save_png, square_grid, type_loss_bars
 from gaussvae.render import RenderSpec, render, to_valid
 from gaussvae.samples import sample_statistics
 from gaussvae.scores import parameter_scores
-from gaussvae.store import GaussianSet, ImageSet
+from gaussvae.store import SPLITS, GaussianSet, ImageSet, image_rows
 
 # Axis ratio from which a Gaussian's orientation counts in ``rotation_error_deg``.
 ELONGATED = 1.5
@@ -150,16 +150,6 @@ def evaluate(evaluation: GaussianEvaluation, weighting: str, settings: EvaluateP
     return rounded(metrics, 5)
 
 
-def image_rows(images: ImageSet, gaussians: GaussianSet, idx: np.ndarray) -> np.ndarray:
-    """Rows of images.h5 holding the images of gaussians.h5 rows ``idx`` (matched by source)."""
-    where = {s: i for i, s in enumerate(images.sources)}
-    try:
-        return np.asarray([where[gaussians.sources[i]] for i in idx])
-    except KeyError as err:
-        raise StaleFileError(f"image {err} of gaussians.h5 is not in images.h5; re-run extract "
-                             "(dvc repro extract)") from err
-
-
 def write_pictures(evaluation: GaussianEvaluation, metrics: dict, settings: EvaluateParams,
                    folder: str | Path) -> None:
     """reconstructions.png (original | fit | VAE, first test images), prior_samples.png (decoded
@@ -175,3 +165,57 @@ def write_pictures(evaluation: GaussianEvaluation, metrics: dict, settings: Eval
     save_png(square_grid(samples), folder / "prior_samples.png")
     save_png(image_grid(ev.interpolations(4, 8)), folder / "interpolation.png")
     type_loss_bars({s: metrics[s]["loss"] for s in ("val", "test")}, folder / "type_losses.png")
+
+
+class PixelEvaluation:
+    """The pixel-space baseline scored like the Gaussian VAE: its code as stored (float16 and
+    8-bit), render PSNR and SSIM against the images, prior samples' statistics."""
+
+    def __init__(self, model: PixelVAE, stats: PixelStats, images: ImageSet,
+                 device: torch.device) -> None:
+        self.model, self.stats, self.images, self.device = model, stats, images, device
+        self.size = images.images.shape[1]
+        _, mu_train, _ = reconstruct(model, self.normalized("train"))
+        self.quantizer = Uniform8Bit.fit(mu_train)
+
+    def originals(self, split: str) -> np.ndarray:
+        return self.images.images[self.images.split == SPLITS.index(split)]
+
+    def normalized(self, split: str) -> torch.Tensor:
+        return self.stats.normalize(self.originals(split)).to(self.device)
+
+    def split_metrics(self, split: str) -> dict:
+        originals = self.originals(split)
+        pred, mu, kl = reconstruct(self.model, self.normalized(split), code=as_fp16)
+        pred8, _, _ = reconstruct(self.model, self.normalized(split), code=self.quantizer)
+        return {"render": image_scores(self.stats.to_uint8(pred, self.size), originals,
+                                       "_vs_image"),
+                "render_8bit": image_scores(self.stats.to_uint8(pred8, self.size), originals,
+                                            "_vs_image"),
+                "kl_nats": float(kl.mean()), "active_units": active_units(mu)}
+
+    def prior_samples(self, count: int, seed: int) -> np.ndarray:
+        gen = torch.Generator().manual_seed(seed)
+        z = torch.randn(count, self.model.config.latent_dim, generator=gen).to(self.device)
+        with torch.no_grad():
+            return self.stats.to_uint8(self.model.decode(z), self.size)
+
+
+def evaluate_pixel(evaluation: PixelEvaluation, settings: EvaluateParams) -> dict:
+    """baselines/metrics/eval.json: per split, and the prior samples' statistics."""
+    metrics = {split: evaluation.split_metrics(split) for split in ("test", "val")}
+    metrics["samples"] = sample_statistics(evaluation.prior_samples(SAMPLES, settings.seed),
+                                           evaluation.originals("test"),
+                                           evaluation.originals("val"))
+    return rounded(metrics, 5)
+
+
+def write_pixel_pictures(evaluation: PixelEvaluation, settings: EvaluateParams,
+                         folder: str | Path) -> None:
+    """reconstructions.png (original | pixel autoencoder) and prior_samples.png."""
+    folder, ev, n = Path(folder), evaluation, settings.grid_images
+    pred, _, _ = reconstruct(ev.model, ev.normalized("test")[:n], code=as_fp16)
+    save_png(image_grid([ev.originals("test")[:n], ev.stats.to_uint8(pred, ev.size)],
+                        ["original", "pixel AE"]), folder / "reconstructions.png")
+    samples = ev.prior_samples(SAMPLES, settings.seed)[: settings.prior_samples]
+    save_png(square_grid(samples), folder / "prior_samples.png")

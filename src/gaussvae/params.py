@@ -135,10 +135,13 @@ class TrainParams(Section):
     bottleneck_channels: AtLeast1
     loss_weighting: Weighting
     render_loss_weight: NonNegative
+    render_target: Literal["fit", "image"]
+    symmetries: Annotated[int, rule(lambda v: v in (1, 2, 4, 8), "1, 2, 4 or 8")]
     beta_warmup_epochs: AtLeast0
     epochs: AtLeast1
     batch_size: AtLeast1
     learning_rate: Positive
+    weight_decay: NonNegative
     early_stopping_patience: AtLeast1
     lr_patience: AtLeast1
     lr_factor: Annotated[float, rule(lambda v: 0 < v < 1, "a number in (0, 1)")]

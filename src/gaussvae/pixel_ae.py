@@ -130,3 +130,4 @@ def load_pixel_model(path: str | Path, device: torch.device) -> tuple[PixelVAE, 
     model.load_state_dict(blob["state_dict"])
     model.eval()
     return model, PixelStats.from_json(blob["norm_stats"])
+

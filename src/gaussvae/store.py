@@ -126,3 +126,13 @@ def write_gaussians(path: str | Path, data: GaussianSet) -> None:
 
 def read_gaussians(path: str | Path) -> GaussianSet:
     return _read(path, GaussianSet, ("gaussians", "psnr"))
+
+
+def image_rows(images: ImageSet, gaussians: GaussianSet, idx: np.ndarray) -> np.ndarray:
+    """Rows of images.h5 holding the images of gaussians.h5 rows ``idx`` (matched by source)."""
+    where = {s: i for i, s in enumerate(images.sources)}
+    try:
+        return np.asarray([where[gaussians.sources[i]] for i in idx])
+    except KeyError as err:
+        raise StaleFileError(f"image {err} of gaussians.h5 is not in images.h5; re-run extract "
+                             "(dvc repro extract)") from err

@@ -59,16 +59,18 @@ def transform_images(images: np.ndarray, k: int) -> np.ndarray:
 
 
 def symmetry_orders(gaussians: np.ndarray, ordering: str, slots: np.ndarray,
-                    on_image: Callable[[], None] | None = None, workers: int = 2) -> np.ndarray:
-    """Permutations (n, COUNT, N) int16 of each image's Gaussians (n, N, 8) under each
-    symmetry: transform_gaussians(g, k)[perm[k]] is symmetry k's fit in ``ordering`` (as
-    extraction orders). scipy's assignment releases the GIL, so threads run in parallel."""
+                    count: int = COUNT, on_image: Callable[[], None] | None = None,
+                    workers: int = 2) -> np.ndarray:
+    """Permutations (n, count, N) int16 of each image's Gaussians (n, N, 8) under the first
+    ``count`` symmetries: transform_gaussians(g, k)[perm[k]] is symmetry k's fit in
+    ``ordering`` (as extraction orders). scipy's assignment releases the GIL, so threads run in
+    parallel."""
     n, num = gaussians.shape[:2]
-    out = np.empty((n, COUNT, num), dtype=np.int16)
+    out = np.empty((n, count, num), dtype=np.int16)
     out[:, 0] = np.arange(num)
 
     def one(i: int) -> None:
-        for k in range(1, COUNT):
+        for k in range(1, count):
             out[i, k] = order_of(transform_gaussians(gaussians[i], k)[:, :2], ordering, slots)
         if on_image is not None:
             on_image()

@@ -31,30 +31,34 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from gaussvae.atomic import atomic_path, rounded, write_json
+from gaussvae.datasets import GaussianTrainingSet, PixelTrainingSet
 from gaussvae.distributed import Dist, setup_distributed
-from gaussvae.errors import TrainingDiverged
+from gaussvae.errors import StaleFileError, TrainingDiverged
 from gaussvae.loss import Objective, RenderTerm, beta_at, type_losses
 from gaussvae.model import VAE, VAEConfig, build_model, count_parameters
 from gaussvae.normalize import NormStats, normalize
 from gaussvae.params import Params
+from gaussvae.pixel_ae import TYPES as PIXEL_TYPES
+from gaussvae.pixel_ae import PixelConfig, PixelStats, PixelVAE
 from gaussvae.render import RenderSpec
 from gaussvae.scores import split_scores
-from gaussvae.store import GaussianSet
+from gaussvae.store import SPLITS, GaussianSet, ImageSet, image_rows
 
 log = logging.getLogger(__name__)
 
-TYPE_NAMES = ("xy", "scale", "rot", "feat")
-# One row per epoch in metrics/train_history.tsv (DVC plots) and in TensorBoard.
-HISTORY_COLUMNS = (
-    "epoch", "beta", "lr", "train_loss", "train_recon", "train_kl", "val_recon", "val_kl",
-    *(f"val_{t}" for t in TYPE_NAMES), "val_active_units", *(f"train_{t}" for t in TYPE_NAMES),
-)
+
+def history_columns(types: dict[str, slice]) -> tuple[str, ...]:
+    """One row per epoch in metrics/train_history.tsv (DVC plots) and in TensorBoard."""
+    return ("epoch", "beta", "lr", "train_loss", "train_recon", "train_kl", "val_recon",
+            "val_kl", *(f"val_{t}" for t in types), "val_active_units",
+            *(f"train_{t}" for t in types))
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,29 @@ class RunState:
         return self.bad_epochs >= patience
 
 
+class TrainingSet(Protocol):
+    """Batches in model units (datasets.py): inputs (B, N, C) and render targets or None."""
+
+    def __len__(self) -> int: ...
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
+@dataclass
+class TrainingJob:
+    """What the loop trains: a model, its data in model units and its objective, and what its
+    file keeps beside the weights (config and normalization statistics), so that the Gaussian
+    VAE and the pixel-space baseline train under the very same loop, budget and rules."""
+
+    config: Any  # VAEConfig or PixelConfig (to_dict())
+    build: Callable[[], VAE]
+    train_set: TrainingSet
+    x_train: torch.Tensor  # (n, N, C) model units, unaugmented: the train scores in train.json
+    x_val: torch.Tensor
+    objective: Objective
+    saved_stats: dict  # normalization statistics (JSON) saved with the model
+
+
 def make_objective(params: Params, data: GaussianSet, stats: NormStats) -> Objective:
     """The training objective params.yaml describes, for data normalized with ``stats``."""
     t = params.train
@@ -93,6 +120,54 @@ def make_objective(params: Params, data: GaussianSet, stats: NormStats) -> Objec
     if t.render_loss_weight > 0:
         render = RenderTerm(t.render_loss_weight, RenderSpec.from_attrs(data.attrs), stats)
     return Objective(t.loss_weighting, stats.types, render)
+
+
+def gaussian_job(params: Params, data: GaussianSet, stats: NormStats,
+                 orders: np.ndarray | None, images: ImageSet | None,
+                 device: torch.device) -> TrainingJob:
+    """The Gaussian VAE's job. ``orders`` (n_train, K, N): orders under the first K of the
+    square's symmetries (symmetries stage), needed when train.symmetries > 1; ``images``: the
+    image set,
+    needed when the render term's target is the image (train.render_target: image)."""
+    t = params.train
+    fits = torch.from_numpy(data.gaussians[data.select("train")]).to(device)
+    objective = make_objective(params, data, stats)
+    targets = None
+    if objective.render is not None:
+        if t.render_target == "image":
+            rows = image_rows(images, data, data.select("train"))
+            targets = torch.from_numpy(images.images[rows]).to(device).float() / 255.0
+        else:
+            targets = objective.render.targets(fits)
+    if orders is None:
+        orders = np.arange(fits.shape[1])[None, None].repeat(len(fits), 0)
+    if orders.shape[:1] != fits.shape[:1] or orders.shape[1] < t.symmetries:
+        raise StaleFileError(f"symmetry orders of shape {orders.shape} do not fit the "
+                             f"{len(fits)} training fits; re-run the symmetries stage")
+    train_set = GaussianTrainingSet(
+        fits, stats, torch.from_numpy(orders[:, :t.symmetries].astype(np.int64)).to(device),
+        targets)
+    config = VAEConfig.from_params(params, fits.shape[1])
+    x_val = torch.from_numpy(data.gaussians[data.select("val")]).to(device)
+    return TrainingJob(config, lambda: build_model(config), train_set, normalize(fits, stats),
+                       normalize(x_val, stats), objective, stats.to_json())
+
+
+def pixel_job(params: Params, images: ImageSet, device: torch.device) -> TrainingJob:
+    """The baseline's training job: the images of the train and val splits, z-scored with
+    training statistics, the same objective rules (one type, so per-type weighting is the
+    plain mean) and the same symmetries as the Gaussian VAE."""
+    train_images = images.images[images.split == SPLITS.index("train")]
+    val_images = images.images[images.split == SPLITS.index("val")]
+    stats = PixelStats.of(train_images)
+    size = images.images.shape[1]
+    config = PixelConfig.from_params(params, size)
+    x_train = stats.normalize(train_images).to(device)
+    return TrainingJob(config, lambda: PixelVAE(config),
+                       PixelTrainingSet(x_train, size, params.train.symmetries), x_train,
+                       stats.normalize(val_images).to(device),
+                       Objective(params.train.loss_weighting, PIXEL_TYPES, None),
+                       stats.to_json())
 
 
 # What train_step returns, summed over ranks: the step's total loss, reconstruction and mean
@@ -132,21 +207,22 @@ def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
 
 
 def train_epoch(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                scaler: torch.amp.GradScaler, x: torch.Tensor, target_pixels: torch.Tensor | None,
-                order: torch.Tensor, objective: Objective, beta: float, batch_size: int,
-                amp: bool, epoch: int, dist: Dist | None = None) -> dict[str, float]:
-    """One pass over x[order] in batches; loss, recon, KL and per-type train losses, each the
-    mean over every step of every rank (so the logged numbers describe the whole epoch, not
-    rank 0's share)."""
+                scaler: torch.amp.GradScaler, train_set: TrainingSet, order: torch.Tensor,
+                objective: Objective, beta: float, batch_size: int, amp: bool, epoch: int,
+                dist: Dist | None = None) -> dict[str, float]:
+    """One pass over the samples ``order`` of ``train_set`` in batches; loss, recon, KL and
+    per-type train losses, each the mean over every step of every rank (so the logged numbers
+    describe the whole epoch, not rank 0's share)."""
     dist = dist or Dist()
     net.train()
-    sums = torch.zeros(len(STEP_STATS) + x.shape[-1], dtype=torch.float64, device=x.device)
+    device = next(net.parameters()).device
+    channels = max(s.stop for s in objective.types.values())
+    sums = torch.zeros(len(STEP_STATS) + channels, dtype=torch.float64, device=device)
     n_steps = 0
     for step, start in enumerate(range(0, len(order), batch_size)):
-        idx = order[start:start + batch_size].to(x.device)
-        pixels = None if target_pixels is None else target_pixels[idx]
+        x, pixels = train_set.batch(order[start:start + batch_size].to(device))
         try:
-            sums += train_step(net, optimizer, scaler, x[idx], pixels, objective, beta, amp, dist)
+            sums += train_step(net, optimizer, scaler, x, pixels, objective, beta, amp, dist)
         except TrainingDiverged as err:
             raise TrainingDiverged(
                 f"{err} at epoch {epoch + 1}, step {step + 1}; lower train.learning_rate or "
@@ -180,45 +256,33 @@ def epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> torch.T
     return perm[: len(perm) - len(perm) % world][rank::world]
 
 
-def history_row(epoch: int, beta: float, lr: float, train: dict, val: dict) -> dict:
+def history_row(epoch: int, beta: float, lr: float, train: dict, val: dict,
+                types: dict[str, slice]) -> dict:
     row = {"epoch": epoch + 1, "beta": beta, "lr": lr, "train_loss": train["loss"],
            "train_recon": train["recon"], "train_kl": train["kl"],
            "val_recon": val["loss"]["total"], "val_kl": val["kl_nats"],
-           **{f"val_{t}": val["loss"][t] for t in TYPE_NAMES},
+           **{f"val_{t}": val["loss"][t] for t in types},
            "val_active_units": val["active_units"],
-           **{f"train_{t}": train[t] for t in TYPE_NAMES}}
-    return {c: row[c] for c in HISTORY_COLUMNS}
+           **{f"train_{t}": train[t] for t in types}}
+    return {c: row[c] for c in history_columns(types)}
 
 
-def train(
-    params: Params,
-    data: GaussianSet,
-    stats: NormStats,
-    paths: TrainPaths,
-    device: torch.device,
-    on_epoch: Callable[[int, dict], None] | None = None,
-) -> dict:
-    """Train (or resume) the VAE; writes model, checkpoint, logs, history; returns metrics (on
-    rank 0; {} on the other ranks under torchrun)."""
+def train(params: Params, job: TrainingJob, paths: TrainPaths, dist: Dist,
+          on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+    """Train (or resume) ``job``'s model on ``dist.device``; writes model, checkpoint, logs,
+    history; returns metrics (on rank 0; {} on the other ranks under torchrun)."""
     t = params.train
-    dist = setup_distributed(device)
     device = dist.device
-    x_train, x_val = (normalize(torch.from_numpy(data.gaussians[data.select(s)]), stats)
-                      .to(device) for s in ("train", "val"))
-    config = VAEConfig.from_params(params, x_train.shape[1])
+    objective, x_val, types = job.objective, job.x_val, job.objective.types
     torch.manual_seed(t.seed)
-    model = build_model(config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=t.learning_rate)
+    model = job.build().to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.learning_rate,
+                                  weight_decay=t.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=t.lr_factor, patience=t.lr_patience)
-    objective = make_objective(params, data, stats)
-    target_pixels = None
-    if objective.render is not None:
-        fitted = torch.from_numpy(data.gaussians[data.select("train")]).to(device)
-        target_pixels = objective.render.targets(fitted)
     amp = device.type == "cuda"  # mixed precision where it pays
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    config_hash = _config_hash(params, stats, len(x_train), dist.world, device.type)
+    config_hash = _config_hash(params, job, dist.world, device.type)
     state = _resume(paths.checkpoint, config_hash, model, optimizer, scheduler, scaler, dist)
     if state.epoch == 0 and dist.is_main and paths.log_dir.exists():
         shutil.rmtree(paths.log_dir)  # a fresh run must not mix with an old run's events
@@ -228,20 +292,21 @@ def train(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     writer = SummaryWriter(str(paths.log_dir), purge_step=state.epoch) if dist.is_main else None
     if dist.is_main:
-        log.info("model %s: %d parameters", config.arch, count_parameters(model))
+        log.info("model %s: %d parameters", type(model).__name__, count_parameters(model))
 
     stop = False
     for epoch in range(state.epoch, t.epochs):
         # --- schedule: beta; one shuffle for every rank, each rank its share and its noise
         beta = beta_at(epoch, params.max_beta, t.beta_warmup_epochs)
-        order = epoch_order(len(x_train), t.seed, epoch, dist.rank, dist.world)
+        order = epoch_order(len(job.train_set), t.seed, epoch, dist.rank, dist.world)
         # --- steps (losses: means over every rank's steps)
-        train_losses = train_epoch(net, optimizer, scaler, x_train, target_pixels, order,
-                                   objective, beta, t.batch_size, amp, epoch, dist)
+        train_losses = train_epoch(net, optimizer, scaler, job.train_set, order, objective,
+                                   beta, t.batch_size, amp, epoch, dist)
         # --- validate and decide, on rank 0: learning-rate cut, kept model, early stop
         if dist.is_main:
-            val = split_scores(model, x_val, t.loss_weighting, stats.types)
-            row = history_row(epoch, beta, optimizer.param_groups[0]["lr"], train_losses, val)
+            val = split_scores(model, x_val, t.loss_weighting, types)
+            row = history_row(epoch, beta, optimizer.param_groups[0]["lr"], train_losses, val,
+                              types)
             state.history.append(row)
             if beta == params.max_beta:  # selection at the run's beta only
                 scheduler.step(row["val_recon"])
@@ -257,7 +322,7 @@ def train(
             if on_epoch is not None:
                 on_epoch(epoch + 1, row)
             _save_checkpoint(paths.checkpoint, state, model, optimizer, scheduler, scaler,
-                             config_hash, config, params, stats, stop or epoch + 1 == t.epochs)
+                             config_hash, job, params, stop or epoch + 1 == t.epochs)
         if stop:
             if dist.is_main:
                 log.info("early stop at epoch %d: no better val recon for %d epochs",
@@ -265,20 +330,32 @@ def train(
             break
     if writer is not None:
         writer.close()
-    dist.close()
     if not dist.is_main:
         return {}
-    return _export(paths, state, model, config, params, stats, x_train, x_val, stop)
+    return _export(paths, state, model, job, params, stop)
 
 
-def _config_hash(params: Params, stats: NormStats, n_train: int, world: int,
-                 device_type: str) -> str:
-    """What a checkpoint must match to be resumed: params, data, and the launch (the number of
-    processes sets the effective batch; the device type sets mixed precision)."""
+def train_gaussian_vae(params: Params, data: GaussianSet, stats: NormStats, paths: TrainPaths,
+                       device: torch.device, orders: np.ndarray | None = None,
+                       images: ImageSet | None = None,
+                       on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+    """The train stage in one call: this process's place under torchrun (or alone), the
+    Gaussian VAE's job, the loop; returns the metrics ({} on ranks other than 0)."""
+    dist = setup_distributed(device)
+    try:
+        job = gaussian_job(params, data, stats, orders, images, dist.device)
+        return train(params, job, paths, dist, on_epoch)
+    finally:
+        dist.close()
+
+
+def _config_hash(params: Params, job: TrainingJob, world: int, device_type: str) -> str:
+    """What a checkpoint must match to be resumed: the model, params, data, and the launch (the
+    number of processes sets the effective batch; the device type sets mixed precision)."""
     blob = json.dumps({"train": params.train.model_dump(), "latent_dim": params.latent_dim,
-                       "max_beta": params.max_beta, "stats": stats.to_json(),
-                       "n_train": n_train, "world": world, "device": device_type},
-                      sort_keys=True)
+                       "max_beta": params.max_beta, "model": job.config.to_dict(),
+                       "stats": job.saved_stats, "n_train": len(job.train_set),
+                       "world": world, "device": device_type}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -322,15 +399,15 @@ def _resume(path: Path, config_hash: str, model: VAE, optimizer: torch.optim.Opt
 
 def _save_checkpoint(path: Path, state: RunState, model: VAE,
                      optimizer: torch.optim.Optimizer, scheduler: Any,
-                     scaler: torch.amp.GradScaler, config_hash: str, config: VAEConfig,
-                     params: Params, stats: NormStats, finished: bool) -> None:
+                     scaler: torch.amp.GradScaler, config_hash: str, job: TrainingJob,
+                     params: Params, finished: bool) -> None:
     save_torch(path, {
         "config_hash": config_hash, "epoch": state.epoch, "model": model.state_dict(),
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
         "best": state.best, "bad_epochs": state.bad_epochs, "history": state.history,
-        "best_state": state.best_state, "model_config": config.to_dict(),
-        "params": params.model_dump(), "norm_stats": stats.to_json(), "finished": finished,
+        "best_state": state.best_state, "model_config": job.config.to_dict(),
+        "params": params.model_dump(), "norm_stats": job.saved_stats, "finished": finished,
     })
 
 
@@ -338,7 +415,7 @@ def _log_epoch(writer: SummaryWriter, model: VAE, x_val: torch.Tensor, row: dict
     """Every history column as a scalar (train/..., val/..., schedule/...) and the latent's
     posterior histograms."""
     step = row["epoch"]
-    for column in HISTORY_COLUMNS[1:]:
+    for column in list(row)[1:]:
         split, _, name = column.partition("_")
         writer.add_scalar(f"{split}/{name}" if name else f"schedule/{split}", row[column], step)
     with torch.no_grad():
@@ -348,8 +425,7 @@ def _log_epoch(writer: SummaryWriter, model: VAE, x_val: torch.Tensor, row: dict
     writer.flush()
 
 
-def _export(paths: TrainPaths, state: RunState, model: VAE, config: VAEConfig, params: Params,
-            stats: NormStats, x_train: torch.Tensor, x_val: torch.Tensor,
+def _export(paths: TrainPaths, state: RunState, model: VAE, job: TrainingJob, params: Params,
             stopped_early: bool) -> dict:
     """Write the kept model, the history TSV and metrics/train.json; return the metrics."""
     at_full_beta = [r for r in state.history if r["beta"] == params.max_beta]
@@ -360,10 +436,11 @@ def _export(paths: TrainPaths, state: RunState, model: VAE, config: VAEConfig, p
                     state.history[-1]["beta"], params.max_beta)
         state.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(state.best_state)
-    save_torch(paths.model, {"model_config": config.to_dict(), "state_dict": state.best_state,
-                             "norm_stats": stats.to_json(), "params": params.model_dump()})
+    save_torch(paths.model, {"model_config": job.config.to_dict(),
+                             "state_dict": state.best_state, "norm_stats": job.saved_stats,
+                             "params": params.model_dump()})
     _write_history(paths.history, state.history)
-    weighting, types = params.train.loss_weighting, stats.types
+    weighting, types = params.train.loss_weighting, job.objective.types
     last = state.history[-1]
     best_row = min(at_full_beta, key=lambda r: r["val_recon"]) if at_full_beta else last
     metrics = {
@@ -374,7 +451,7 @@ def _export(paths: TrainPaths, state: RunState, model: VAE, config: VAEConfig, p
                   "train_kl": last["train_kl"], "val_recon": last["val_recon"],
                   "val_kl": last["val_kl"]},
         "best": {split: _flat_scores(split_scores(model, x, weighting, types))
-                 for split, x in (("train", x_train), ("val", x_val))},
+                 for split, x in (("train", job.x_train), ("val", job.x_val))},
         "parameters": count_parameters(model),
         "stopped_early": int(stopped_early),
     }
@@ -385,15 +462,16 @@ def _export(paths: TrainPaths, state: RunState, model: VAE, config: VAEConfig, p
 
 def _flat_scores(scores: dict) -> dict:
     """Training's view of split scores: recon, kl, per-type losses, active units."""
-    return {"recon": scores["loss"]["total"], "kl": scores["kl_nats"],
-            **{t: scores["loss"][t] for t in TYPE_NAMES}, "active_units": scores["active_units"]}
+    losses = {k: v for k, v in scores["loss"].items() if k != "total"}
+    return {"recon": scores["loss"]["total"], "kl": scores["kl_nats"], **losses,
+            "active_units": scores["active_units"]}
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
-    lines = ["\t".join(HISTORY_COLUMNS)]
+    columns = list(history[0])
+    lines = ["\t".join(columns)]
     for row in history:
         lines.append("\t".join(
-            str(row[c]) if isinstance(row[c], int) else f"{row[c]:.6g}" for c in HISTORY_COLUMNS
-        ))
+            str(row[c]) if isinstance(row[c], int) else f"{row[c]:.6g}" for c in columns))
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

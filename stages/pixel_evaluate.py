@@ -1,0 +1,34 @@
+"""Stage pixel_evaluate (baselines/dvc.yaml): the pixel-space baseline's metrics and pictures,
+scored as evaluate scores the Gaussian VAE."""
+
+import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
+
+from gaussvae.atomic import write_json
+from gaussvae.cli import run_stage, stage_parser
+from gaussvae.device import resolve_device
+from gaussvae.evaluate import PixelEvaluation, evaluate_pixel, write_pixel_pictures
+from gaussvae.params import load_params
+from gaussvae.pixel_ae import load_pixel_model
+from gaussvae.store import read_images
+
+
+def main() -> None:
+    parser = stage_parser(__doc__)
+    for name in ("--images", "--model", "--metrics", "--plots"):
+        parser.add_argument(name, required=True)
+    args = parser.parse_args()
+    params = load_params(args.params)
+    device = resolve_device(params.train.device)
+    model, stats = load_pixel_model(args.model, device)
+    evaluation = PixelEvaluation(model, stats, read_images(args.images), device)
+    metrics = evaluate_pixel(evaluation, params.evaluate)
+    write_json(args.metrics, metrics)
+    write_pixel_pictures(evaluation, params.evaluate, args.plots)
+    t, s = metrics["test"], metrics["samples"]
+    print(f"pixel baseline, test: render PSNR {t['render']['psnr_vs_image']:.2f} dB (8-bit "
+          f"code {t['render_8bit']['psnr_vs_image']:.2f}); prior samples: Frechet distance "
+          f"{s['fd']:.2f} (real images {s['fd_real']:.2f})")
+
+
+if __name__ == "__main__":
+    run_stage("pixel_evaluate", main)
