@@ -144,7 +144,7 @@ def train_epochs(params: Params, setup, epochs: int, device: torch.device,
 
     def run() -> None:
         for epoch in range(epochs):
-            order = epoch_order(len(train_set), t.seed, epoch, 0, 1)
+            order = epoch_order(train_set.examples, t.seed, epoch, 0, 1, train_set.count)
             train_epoch(model, optimizer, scaler, train_set, order, objective, beta,
                         batch_size, device.type == "cuda", epoch)
 

@@ -21,7 +21,7 @@ from gaussvae.model import count_parameters
 from gaussvae.normalize import NormStats
 from gaussvae.params import load_params
 from gaussvae.store import read_gaussians, read_images
-from gaussvae.train import gaussian_job, train_step
+from gaussvae.train import epoch_order, gaussian_job, train_step
 
 
 def main() -> None:
@@ -50,7 +50,8 @@ def main() -> None:
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     beta = beta_at(t.beta_warmup_epochs, params.max_beta, t.beta_warmup_epochs)
     print(f"{t.arch}, {count_parameters(model)} parameters, latent {params.latent_dim}, "
-          f"{len(train_set)} samples, batch {t.batch_size}, render term "
+          f"{train_set.examples} examples x {train_set.count} symmetries, batch {t.batch_size}, "
+          f"render term "
           f"{'on' if objective.render else 'off'}, device {device}, "
           f"{torch.get_num_threads()} threads")
     compute = total = 0.0
@@ -58,8 +59,8 @@ def main() -> None:
     model.train()
     for _ in range(args.epochs):
         t0 = time.perf_counter()
-        perm = torch.randperm(len(train_set))
-        for start in range(0, len(train_set), t.batch_size):
+        perm = epoch_order(train_set.examples, t.seed, 0, 0, 1, train_set.count)
+        for start in range(0, len(perm), t.batch_size):
             batch, target = train_set.batch(perm[start:start + t.batch_size].to(device))
             if device.type == "cuda":
                 torch.cuda.synchronize()

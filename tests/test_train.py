@@ -259,3 +259,11 @@ def _history(path):
     header, *rows = path.read_text().splitlines()
     names = header.split("\t")
     return [dict(zip(names, map(float, row.split("\t")), strict=True)) for row in rows]
+
+
+def test_an_epoch_visits_every_example_once_under_a_drawn_symmetry():
+    order = epoch_order(50, 0, 3, 0, 1, symmetries=8)
+    assert sorted((order // 8).tolist()) == list(range(50))  # each example once
+    assert len(set((order % 8).tolist())) > 4  # under various symmetries
+    again = epoch_order(50, 0, 3, 0, 1, symmetries=8)
+    assert torch.equal(order, again) and not torch.equal(order, epoch_order(50, 0, 4, 0, 1, 8))

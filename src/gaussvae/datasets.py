@@ -1,8 +1,9 @@
 """What the training loop draws its batches from, in model units, with the square's symmetries.
 
 A training set of n examples under K symmetries (train.symmetries; symmetry.py) has n * K
-samples: sample i is example i // K turned or flipped by symmetry i % K. Symmetries are applied
-per batch on the batch's device, so the K-fold set never sits in memory.
+samples: sample i is example i // K turned or flipped by symmetry i % K (an epoch visits each
+example once, under a random symmetry: train.epoch_order). Symmetries are applied per batch on
+the batch's device, so the K-fold set never sits in memory.
 """
 
 from __future__ import annotations
@@ -35,12 +36,9 @@ class GaussianTrainingSet:
     targets: torch.Tensor | None
 
     def __post_init__(self) -> None:
-        self.count = self.orders.shape[1]
+        self.examples, self.count = len(self.fits), self.orders.shape[1]
         size = None if self.targets is None else self.targets.shape[1]
         self.maps = None if size is None else pixel_maps(size, self.count, self.fits.device)
-
-    def __len__(self) -> int:
-        return len(self.fits) * self.count
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Model-unit inputs (B, N, 8) and render targets (B, S, S, 3) or None of samples idx."""
@@ -68,10 +66,8 @@ class PixelTrainingSet:
     count: int
 
     def __post_init__(self) -> None:
+        self.examples = len(self.pixels)
         self.maps = pixel_maps(self.size, self.count, self.pixels.device)
-
-    def __len__(self) -> int:
-        return len(self.pixels) * self.count
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, None]:
         base, k = idx // self.count, idx % self.count

@@ -91,9 +91,11 @@ class RunState:
 
 
 class TrainingSet(Protocol):
-    """Batches in model units (datasets.py): inputs (B, N, C) and render targets or None."""
+    """Batches in model units (datasets.py): inputs (B, N, C) and render targets or None, of
+    samples example * count + k (example under symmetry k)."""
 
-    def __len__(self) -> int: ...
+    examples: int
+    count: int
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 
@@ -241,17 +243,23 @@ def derived_seed(*parts: int | str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> torch.Tensor:
-    """This rank's sample order for ``epoch``, and the seed of its noise.
+def epoch_order(n: int, seed: int, epoch: int, rank: int, world: int,
+                symmetries: int = 1) -> torch.Tensor:
+    """This rank's samples for ``epoch``, and the seed of its noise.
 
-    The shuffle comes from (seed, epoch) alone, so every rank cuts the same permutation into
-    disjoint shares (every G-th sample); the global RNG, which draws the reparameterization
-    noise, is seeded from (seed, epoch, rank), so ranks draw different noise and a resumed run
-    draws what an uninterrupted one does. Each share has the same length: under DDP every rank
-    must run the same number of steps (one all-reduce per step).
+    An epoch visits each of the n examples once, in a shuffled order, under one of its
+    ``symmetries`` drawn at random (sample example * symmetries + k, datasets.py): the
+    augmentation changes what an epoch shows, not how long it is. Shuffle and draws come from
+    (seed, epoch) alone, so every rank cuts the same sequence into disjoint shares (every G-th
+    sample); the global RNG, which draws the reparameterization noise, is seeded from
+    (seed, epoch, rank), so ranks draw different noise and a resumed run draws what an
+    uninterrupted one does. Each share has the same length: under DDP every rank must run the
+    same number of steps (one all-reduce per step).
     """
     shuffle = torch.Generator().manual_seed(derived_seed(seed, epoch, "order"))
     perm = torch.randperm(n, generator=shuffle)
+    if symmetries > 1:
+        perm = perm * symmetries + torch.randint(symmetries, (n,), generator=shuffle)
     torch.manual_seed(derived_seed(seed, epoch, "noise", rank))
     return perm[: len(perm) - len(perm) % world][rank::world]
 
@@ -298,7 +306,8 @@ def train(params: Params, job: TrainingJob, paths: TrainPaths, dist: Dist,
     for epoch in range(state.epoch, t.epochs):
         # --- schedule: beta; one shuffle for every rank, each rank its share and its noise
         beta = beta_at(epoch, params.max_beta, t.beta_warmup_epochs)
-        order = epoch_order(len(job.train_set), t.seed, epoch, dist.rank, dist.world)
+        order = epoch_order(job.train_set.examples, t.seed, epoch, dist.rank, dist.world,
+                            job.train_set.count)
         # --- steps (losses: means over every rank's steps)
         train_losses = train_epoch(net, optimizer, scaler, job.train_set, order, objective,
                                    beta, t.batch_size, amp, epoch, dist)
@@ -354,7 +363,7 @@ def _config_hash(params: Params, job: TrainingJob, world: int, device_type: str)
     number of processes sets the effective batch; the device type sets mixed precision)."""
     blob = json.dumps({"train": params.train.model_dump(), "latent_dim": params.latent_dim,
                        "max_beta": params.max_beta, "model": job.config.to_dict(),
-                       "stats": job.saved_stats, "n_train": len(job.train_set),
+                       "stats": job.saved_stats, "n_train": job.train_set.examples,
                        "world": world, "device": device_type}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
