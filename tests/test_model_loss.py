@@ -26,7 +26,7 @@ def _cfg(**kw) -> VAEConfig:
     return VAEConfig(**base)
 
 
-@pytest.mark.parametrize("arch", ["conv1d", "resnet_conv1d", "conv2d_grid"])
+@pytest.mark.parametrize("arch", ["conv1d", "resnet_conv1d", "conv2d_grid", "resnet_conv2d_grid"])
 def test_shapes_and_mode_is_deterministic(arch):
     model = build_model(_cfg(arch=arch)).eval()
     x = torch.randn(3, 64, 8)

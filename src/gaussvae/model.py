@@ -92,17 +92,18 @@ class DiagonalGaussian:
         return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
 
 
-class ResBlock1d(nn.Module):
-    """Pre-activation residual block: x + conv(act(norm(conv(act(norm(x))))))."""
+class ResBlock(nn.Module):
+    """Pre-activation residual block: x + conv(act(norm(conv(act(norm(x)))))), 1D or 2D."""
 
-    def __init__(self, channels: int, kernel_size: int) -> None:
+    def __init__(self, channels: int, kernel_size: int, dims: int = 1) -> None:
         super().__init__()
         groups = 8 if channels % 8 == 0 else 1
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
         self.body = nn.Sequential(
             nn.GroupNorm(groups, channels), nn.SiLU(),
-            nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2),
+            conv(channels, channels, kernel_size, padding=kernel_size // 2),
             nn.GroupNorm(groups, channels), nn.SiLU(),
-            nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2),
+            conv(channels, channels, kernel_size, padding=kernel_size // 2),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,7 +152,7 @@ class GaussianVAE(VAE):
             cin = config.encoder_filters[0]
         for f in config.encoder_filters:
             if res:
-                enc += [ResBlock1d(cin, k) for _ in range(config.resnet_blocks)]
+                enc += [ResBlock(cin, k) for _ in range(config.resnet_blocks)]
             enc += [_down(cin, f, k), nn.SiLU()]
             cin = f
         enc += [nn.Conv1d(cin, config.bottleneck_channels, 1), nn.SiLU(), nn.Flatten()]
@@ -166,7 +167,7 @@ class GaussianVAE(VAE):
         cin = c0
         for f in config.decoder_filters:
             if res:
-                dec += [ResBlock1d(cin, k) for _ in range(config.resnet_blocks)]
+                dec += [ResBlock(cin, k) for _ in range(config.resnet_blocks)]
             dec += [_up(cin, f, k), nn.SiLU()]
             cin = f
         dec.append(nn.Conv1d(cin, NUM_CHANNELS, k, padding=k // 2))
@@ -216,6 +217,9 @@ class GridVAE(VAE):
 
     Stride-2 square convolutions of side ``kernel_size`` down to a (bottleneck_channels, H/2^d,
     W/2^d) map flattened into mu/log-variance; the decoder mirrors it with nearest upsampling.
+    ``resnet_conv2d_grid`` adds ``resnet_blocks`` residual blocks at every resolution (after a
+    stem convolution in the encoder, after each upsampling in the decoder), as resnet_conv1d
+    does in 1D.
     """
 
     def __init__(self, config: VAEConfig) -> None:
@@ -224,9 +228,14 @@ class GridVAE(VAE):
         k = config.kernel_size
         self.grid_in = SlotGrid(config.num_gaussians, 2 ** len(config.encoder_filters))
         self.grid_out = SlotGrid(config.num_gaussians, 2 ** len(config.decoder_filters))
+        res = config.resnet_blocks if config.arch == "resnet_conv2d_grid" else 0
         enc: list[nn.Module] = []
         cin = NUM_CHANNELS + 1  # + a mask channel: 1 where a slot is, 0 on padding
+        if res:  # stem, so residual blocks work at the first stage's width
+            enc.append(nn.Conv2d(cin, config.encoder_filters[0], k, padding=k // 2))
+            cin = config.encoder_filters[0]
         for f in config.encoder_filters:
+            enc += [ResBlock(cin, k, 2) for _ in range(res)]
             enc += [nn.Conv2d(cin, f, k, stride=2, padding=k // 2), nn.SiLU()]
             cin = f
         enc += [nn.Conv2d(cin, config.bottleneck_channels, 1), nn.SiLU(), nn.Flatten()]
@@ -243,6 +252,7 @@ class GridVAE(VAE):
         for f in config.decoder_filters:
             dec += [nn.Upsample(scale_factor=2, mode="nearest"),
                     nn.Conv2d(cin, f, k, padding=k // 2), nn.SiLU()]
+            dec += [ResBlock(f, k, 2) for _ in range(res)]
             cin = f
         dec.append(nn.Conv2d(cin, NUM_CHANNELS, k, padding=k // 2))
         self.decoder = nn.Sequential(*dec)
@@ -261,7 +271,7 @@ class GridVAE(VAE):
 
 
 MODELS: dict[str, type[VAE]] = {"conv1d": GaussianVAE, "resnet_conv1d": GaussianVAE,
-                               "conv2d_grid": GridVAE}
+                               "conv2d_grid": GridVAE, "resnet_conv2d_grid": GridVAE}
 
 
 def build_model(config: VAEConfig) -> VAE:

@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from gaussvae.errors import ParamsError
 
-Arch = Literal["conv1d", "resnet_conv1d", "conv2d_grid"]
+Arch = Literal["conv1d", "resnet_conv1d", "conv2d_grid", "resnet_conv2d_grid"]
 Ordering = Literal["grid", "morton"]
 Encoding = Literal["raw", "ellipse"]
 Weighting = Literal["per_type", "equal"]
@@ -182,12 +182,13 @@ class Params(Section):
     @model_validator(mode="after")
     def _model_fits_the_data(self) -> Params:
         arch, n = self.train.arch, self.extract.num_gaussians
-        if arch == "conv2d_grid" and self.extract.ordering != "grid":
+        grid = arch in ("conv2d_grid", "resnet_conv2d_grid")
+        if grid and self.extract.ordering != "grid":
             # Slot k of a Morton sequence has no fixed place on the grid to convolve over.
             raise cross_field(
-                "train.arch conv2d_grid needs extract.ordering grid, got "
+                f"train.arch {arch} needs extract.ordering grid, got "
                 f"{self.extract.ordering!r} (use -S train.arch=conv1d for a Morton sequence)")
-        if arch != "conv2d_grid":  # the 1D models halve or double the sequence per stage
+        if not grid:  # the 1D models halve or double the sequence per stage
             for key in ("encoder_filters", "decoder_filters"):
                 depth = len(getattr(self.train, key))
                 if n % 2**depth:
