@@ -29,10 +29,11 @@ q() {
 # [64, 32, 16], equal weighting, per-channel statistics, raw shape channels, no render term) on
 # our data and with our fixes (no pooling bottleneck, KL per element, grid ordering).
 conv1d=(-S train.arch=conv1d -S "train.encoder_filters=[32,64,128]"
-        -S "train.decoder_filters=[64,32,16]" -S train.bottleneck_channels=16)
+        -S "train.decoder_filters=[64,32,16]" -S train.bottleneck_channels=16
+        -S train.kernel_size=5)
 orig=("${conv1d[@]}" -S train.loss_weighting=equal -S normalize.per_position=false
       -S normalize.encoding=raw -S train.render_loss_weight=0 -S train.symmetries=1
-      -S train.render_target=fit -S train.weight_decay=0)
+      -S train.render_target=fit -S train.weight_decay=0 -S train.resnet_blocks=2)
 
 # The original GaussVAE's seven configurations.
 q orig-conv1d_base          "${orig[@]}" -S latent_dim=256 -S max_beta=1.0
@@ -50,17 +51,19 @@ q orig-per_type             "${orig[@]}" -S train.loss_weighting=per_type
 q default
 q pixel baselines/dvc.yaml
 
-# One change each from the default.
+# One change each from the default: every lever it adds or keeps, taken away or pushed.
+q def-no_symmetries         -S train.symmetries=1
+q def-render_w50            -S train.render_loss_weight=50
+q def-render_w1000          -S train.render_loss_weight=1000
+q def-no_render             -S train.render_loss_weight=0
+q def-no_resnet             -S train.arch=conv2d_grid
+q def-kernel5               -S train.kernel_size=5
 q def-conv1d                "${conv1d[@]}"
 q def-raw                   -S normalize.encoding=raw
 q def-per_channel           -S normalize.per_position=false
-q def-no_render             -S train.render_loss_weight=0
-q def-render_image          -S train.render_target=image
 q def-beta0.3               -S max_beta=0.3
+q def-weight_decay          -S train.weight_decay=0.05
 q def-latent512             -S latent_dim=512
-q def-sym8                  -S train.symmetries=8
-q def-resnet                -S train.arch=resnet_conv2d_grid
-q def-wd                    -S train.weight_decay=0.05
 
 dvc exp run --run-all --jobs 1
 mkdir -p docs/results

@@ -22,7 +22,7 @@ def tiny_raw_params() -> dict[str, Any]:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["prepare"].update(num_images=40, image_size=32, val_images=6, test_images=6)
     raw["extract"].update(num_gaussians=64, steps=15, batch_size=8)
-    raw["train"].update(epochs=2, beta_warmup_epochs=1, batch_size=8,
+    raw["train"].update(epochs=2, beta_warmup_epochs=1, batch_size=8, symmetries=1,
                         encoder_filters=[8, 16], decoder_filters=[16, 8],
                         bottleneck_channels=4)
     raw["latent_dim"] = 16

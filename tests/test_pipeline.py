@@ -35,7 +35,9 @@ def repo(tmp_path_factory):
         if src.is_file() and not rel.startswith(("data/", "metrics/")) and rel != "dvc.lock":
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, work / rel)
-    (work / "params.yaml").write_text(yaml.safe_dump(tiny_raw_params(), sort_keys=False))
+    raw = tiny_raw_params()
+    raw["train"]["symmetries"] = 4  # the symmetries stage and augmented batches, for real
+    (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}

@@ -161,6 +161,7 @@ class TrainParams(Section):
 class PixelBaselineParams(Section):
     filters: Filters
     bottleneck_channels: AtLeast1
+    kernel_size: OddAtLeast1
 
 
 class EvaluateParams(Section):

@@ -41,7 +41,7 @@ class PixelConfig:
     def from_params(cls, params: Params, image_size: int) -> PixelConfig:
         p, t = params.pixel_baseline, params.train
         return cls(image_size, params.latent_dim, tuple(p.filters), p.bottleneck_channels,
-                   t.kernel_size, t.logvar_min, t.logvar_max)
+                   p.kernel_size, t.logvar_min, t.logvar_max)
 
     def to_dict(self) -> dict:
         return asdict(self)

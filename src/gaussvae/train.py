@@ -141,6 +141,9 @@ def gaussian_job(params: Params, data: GaussianSet, stats: NormStats,
             targets = torch.from_numpy(images.images[rows]).to(device).float() / 255.0
         else:
             targets = objective.render.targets(fits)
+    if orders is None and t.symmetries > 1:
+        raise StaleFileError(f"train.symmetries {t.symmetries} needs the symmetries stage's "
+                             "orders (stages/train.py --symmetries data/symmetries.npy)")
     if orders is None:
         orders = np.arange(fits.shape[1])[None, None].repeat(len(fits), 0)
     if orders.shape[:1] != fits.shape[:1] or orders.shape[1] < t.symmetries:
