@@ -45,6 +45,13 @@ def cross_field(message: str) -> PydanticCustomError:
     return PydanticCustomError("cross_field", "{message}", {"message": message})
 
 
+def require_below(section: BaseModel, low: str, high: str, prefix: str) -> None:
+    """``section.low < section.high``, or a one-line error naming both keys."""
+    lo, hi = getattr(section, low), getattr(section, high)
+    if lo >= hi:
+        raise cross_field(f"{prefix}.{low} must be below {prefix}.{high}, got {lo} >= {hi}")
+
+
 AtLeast1 = Annotated[int, rule(lambda v: v >= 1, "an integer >= 1")]
 AtLeast0 = Annotated[int, rule(lambda v: v >= 0, "an integer >= 0")]
 NonNegative = Annotated[float, rule(lambda v: v >= 0, "a number >= 0")]
@@ -107,9 +114,7 @@ class ExtractParams(Section):
 
     @model_validator(mode="after")
     def _scale_range(self) -> ExtractParams:
-        if self.min_scale_px >= self.max_scale_px:
-            raise cross_field(f"extract.min_scale_px must be below extract.max_scale_px, got "
-                              f"{self.min_scale_px} >= {self.max_scale_px}")
+        require_below(self, "min_scale_px", "max_scale_px", "extract")
         # The window reaches window/2 px from the centre along x and y; 3 sigma must fit in it,
         # so that the stored Gaussians draw the same image in any renderer (README, schema).
         if 3 * self.max_scale_px > self.window / 2 + 1e-9:
@@ -152,9 +157,7 @@ class TrainParams(Section):
 
     @model_validator(mode="after")
     def _logvar_range(self) -> TrainParams:
-        if self.logvar_min >= self.logvar_max:
-            raise cross_field(f"train.logvar_min must be below train.logvar_max, got "
-                              f"{self.logvar_min} >= {self.logvar_max}")
+        require_below(self, "logvar_min", "logvar_max", "train")
         return self
 
 
