@@ -57,7 +57,10 @@ TEST_COLUMNS = [
     ("fit dB", EVAL, "test.fit.psnr_vs_image", 2),
     ("KL nats", EVAL, "test.kl_nats", 0),
     ("sample FD", EVAL, "samples.fd", 2),
-    ("real-image FD", EVAL, "samples.fd_real", 2),
+    ("sample colours", EVAL, "samples.colours", 0),
+    ("sample edges", EVAL, "samples.edges", 3),
+    ("sample flat", EVAL, "samples.flat", 2),
+    ("sample saturation", EVAL, "samples.saturation", 2),
     ("WebP dB (fp16 bytes)", CODECS, "test.fp16.webp.psnr", 2),
     ("WebP dB (8-bit bytes)", CODECS, "test.8bit.webp.psnr", 2),
 ]
