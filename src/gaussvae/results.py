@@ -194,7 +194,17 @@ def chosen_table(rows: dict[str, list[Run]], names: list[str]) -> str:
         raise ValueError(f"--test-rows: no experiments named {', '.join(missing)}")
     body = [[f"`{n}`", str(len(rows[n]))] + [_cell(stats(rows[n], path, k), d)
                                             for _, path, k, d in TEST_COLUMNS] for n in names]
-    return _table(["row", "seeds", *[c[0] for c in TEST_COLUMNS]], body)
+    table = _table(["row", "seeds", *[c[0] for c in TEST_COLUMNS]], body)
+    real = {k: stats(rows[names[0]], EVAL, f"samples.{k}_real") for k in
+            ("colours", "edges", "flat", "saturation")}
+    fd_real = stats(rows[names[0]], EVAL, "samples.fd_real")
+    if fd_real is not None and all(real.values()):
+        table += ("\n\nThe test images themselves: colours " + _cell(real["colours"], 0)
+                  + ", edges " + _cell(real["edges"], 3) + ", flat " + _cell(real["flat"], 2)
+                  + ", saturation " + _cell(real["saturation"], 2)
+                  + "; Frechet distance of the validation images to them "
+                  + _cell(fd_real, 2) + ".")
+    return table
 
 
 def main(argv: list[str] | None = None) -> None:
