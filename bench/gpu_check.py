@@ -47,13 +47,14 @@ import yaml  # noqa: E402
 
 from gaussvae.extract import extract, ordering_workers  # noqa: E402
 from gaussvae.fit import fit_images  # noqa: E402
+from gaussvae.jobs import gaussian_job  # noqa: E402
 from gaussvae.loss import beta_at  # noqa: E402
 from gaussvae.normalize import compute_stats  # noqa: E402
 from gaussvae.ordering import grid_slots, order_gaussians  # noqa: E402
 from gaussvae.params import Params, load_params  # noqa: E402
 from gaussvae.prepare import prepare_images  # noqa: E402
 from gaussvae.store import GaussianSet, ImageSet  # noqa: E402
-from gaussvae.train import epoch_order, gaussian_job, train_epoch  # noqa: E402
+from gaussvae.train import epoch_order, train_epoch  # noqa: E402
 
 CPU = torch.device("cpu")
 GOALS = ("goals (issue 14): extraction >= 2,000 images/s on one GPU at the CPU path's PSNR; "

@@ -16,12 +16,13 @@ import torch
 
 from gaussvae.atomic import read_json
 from gaussvae.device import resolve_device
+from gaussvae.jobs import gaussian_job
 from gaussvae.loss import beta_at
 from gaussvae.model import count_parameters
 from gaussvae.normalize import NormStats
 from gaussvae.params import load_params
 from gaussvae.store import read_gaussians, read_images
-from gaussvae.train import epoch_order, gaussian_job, train_step
+from gaussvae.train import epoch_order, train_step
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ from gaussvae.device import resolve_device
 from gaussvae.distributed import setup_distributed
 from gaussvae.params import load_params
 from gaussvae.store import read_images
-from gaussvae.train import TrainPaths, pixel_job, train
+from gaussvae.jobs import pixel_job
+from gaussvae.train import TrainPaths, train
 
 
 def main() -> None:
