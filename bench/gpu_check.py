@@ -54,6 +54,7 @@ from gaussvae.ordering import grid_slots, order_gaussians  # noqa: E402
 from gaussvae.params import Params, load_params  # noqa: E402
 from gaussvae.prepare import prepare_images  # noqa: E402
 from gaussvae.store import GaussianSet, ImageSet  # noqa: E402
+from gaussvae.symmetry import symmetry_orders  # noqa: E402
 from gaussvae.train import epoch_order, train_epoch  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -128,7 +129,12 @@ def training_setup(params: Params, fitted: GaussianSet, n: int, device: torch.de
                                split=np.zeros(n, np.uint8))
     s = params.normalize
     stats = compute_stats(data.gaussians, s.min_std, s.per_position, s.encoding)
-    job = gaussian_job(params, data, stats, None, None, device)
+    orders = None
+    if params.train.symmetries > 1:  # the symmetries stage's work, for the fits repeated
+        orders = symmetry_orders(fitted.gaussians, fitted.attrs["ordering"],
+                                 grid_slots(fitted.gaussians.shape[1]), params.train.symmetries)
+        orders = np.concatenate([orders] * reps)[:n]
+    job = gaussian_job(params, data, stats, orders, None, device)
     torch.manual_seed(params.train.seed)
     model = job.build().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.train.learning_rate)
