@@ -57,6 +57,13 @@ def test_symmetry_orders_put_each_transformed_gaussian_near_its_slot(fits):
         assert ordered < 0.5 * unordered
 
 
+def test_symmetry_orders_do_not_depend_on_the_thread_count(fits):
+    g = fits.gaussians[:5]
+    slots = grid_slots(g.shape[1])
+    assert np.array_equal(symmetry_orders(g, "grid", slots, 4, workers=1),
+                          symmetry_orders(g, "grid", slots, 4, workers=3))
+
+
 def test_numpy_and_torch_transforms_agree(fits):
     g = fits.gaussians[:2]
     for k in range(8):
