@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gaussvae.results import chosen_table, group_runs, iter_runs, main, val_table
+from gaussvae.results import chosen_table, group_runs, iter_runs, main, val_table, versus
 
 
 def _run(name: str | None, seed: int, beta: float, val_db: float, test_db: float,
@@ -37,8 +37,8 @@ def test_seeds_are_grouped_and_shown_as_mean_and_std():
     table = val_table(rows, "default")
     lines = table.splitlines()
     # ranked by validation PSNR, not by test: low_beta (23.0 val, 18.0 test) first
-    assert lines[2].startswith("| `low_beta` | 1 | 23.00 |")
-    assert "| `default` | 2 | 21.00 ± 1.41 |" in table
+    assert lines[2].startswith("| `low_beta` | 1 | +2.00 (one seed: no spread) | 23.00 |")
+    assert "| `default` | 2 | (reference) | 21.00 ± 1.41 |" in table
     assert "max_beta=0.1" in lines[2] and "(the reference)" in table
     test = chosen_table(rows, ["default"])
     assert "| `default` | 2 | 20.00 ± 1.41 |" in test and "low_beta" not in test
@@ -68,6 +68,18 @@ def test_pixel_rows_read_the_baselines_metrics():
         "val": {"render": {"psnr_vs_image": 21.5}}, "test": {"render": {"psnr_vs_image": 21.0}}}}
     tree[1]["experiments"][0]["revs"].append(pixel)
     rows = group_runs(iter_runs(tree))
-    assert "| `pixel` | 1 | 21.50 |" in val_table(rows, "default")
+    assert "| `pixel` | 1 | +0.50 (one seed: no spread) | 21.50 |" in val_table(rows, "default")
     assert "the pixel-space baseline" in val_table(rows, "default")
     assert "| `pixel` | 1 | 21.00 |" in chosen_table(rows, ["pixel"])
+
+
+def test_a_difference_counts_only_beyond_twice_its_standard_error():
+    def row(name, values):
+        return [group_runs(iter_runs([_run(f"{name}-s{i}", i, 1.0, v, 0.0)]))[name][0]
+                for i, v in enumerate(values)]
+
+    ref = row("ref", [20.0, 20.2, 20.4])  # mean 20.2, std 0.2
+    near, far = row("near", [20.3, 20.5, 20.7]), row("far", [21.0, 21.2, 21.4])
+    key = "val.render.psnr_vs_image"
+    assert versus(near, ref, key) == "+0.30 ± 0.16 (within spread)"  # se = 0.2 * sqrt(2/3)
+    assert versus(far, ref, key) == "+1.00 ± 0.16 (beyond spread)"

@@ -164,27 +164,46 @@ def _cell(s: tuple[float, float, int] | None, decimals: int) -> str:
     return f"{mean:.{decimals}f}" if n == 1 else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
+def versus(members: list[Run], reference: list[Run], key: str) -> str:
+    """A row's mean minus the reference's, ± the standard error of that difference (Welch),
+    and whether it exceeds the run-to-run spread: |difference| > 2 standard errors, with at
+    least two seeds on each side (fewer give no spread to compare with)."""
+    a, b = stats(members, EVAL, key), stats(reference, EVAL, key)
+    if a is None or b is None:
+        return "-"
+    diff = a[0] - b[0]
+    if a[2] < 2 or b[2] < 2:
+        return f"{diff:+.2f} (one seed: no spread)"
+    se = float(np.sqrt(a[1] ** 2 / a[2] + b[1] ** 2 / b[2]))
+    verdict = "beyond spread" if abs(diff) > 2 * se else "within spread"
+    return f"{diff:+.2f} ± {se:.2f} ({verdict})"
+
+
 def _table(titles: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
 
 
 def val_table(rows: dict[str, list[Run]], reference: str) -> str:
-    """Every row, best validation render PSNR first."""
+    """Every row, best validation render PSNR first, with its difference from the reference
+    row and whether that difference exceeds the seeds' spread (versus)."""
     ref = rows[reference][0].params if reference in rows else {}
     key = VAL_COLUMNS[0][2].format(split="val")
     order = sorted(rows, key=lambda r: -(stats(rows[r], EVAL, key) or (-np.inf,))[0])
     body = []
     for row in order:
         members = rows[row]
-        cells = [f"`{row}`", str(len(members))]
+        cells = [f"`{row}`", str(len(members)),
+                 "(reference)" if row == reference or reference not in rows
+                 else versus(members, rows[reference], key)]
         cells += [_cell(stats(members, path, k.format(split="val")), d)
                   for _, path, k, d in VAL_COLUMNS]
         change = changes(members[0].params, ref)
         if is_pixel(members):
             change = "the pixel-space baseline" + ("" if change.startswith("(") else f"; {change}")
         body.append(cells + [change])
-    return _table(["row", "seeds", *[c[0] for c in VAL_COLUMNS], "change from the reference"],
+    return _table(["row", "seeds", f"val dB vs `{reference}`", *[c[0] for c in VAL_COLUMNS],
+                   "change from the reference"],
                   body)
 
 
