@@ -47,9 +47,8 @@ VAL_COLUMNS = [
     ("axis err deg", EVAL, "{split}.rot_error_deg", 1),
     ("KL nats", EVAL, "{split}.kl_nats", 0),
     ("active", EVAL, "{split}.active_units", 0),
-    ("sample FD", EVAL, "samples.fd", 2),
     ("best epoch", TRAIN, "best_epoch", 0),
-]
+]  # no prior-sample statistics here: evaluate compares samples with the TEST images
 TEST_COLUMNS = [
     ("render dB", EVAL, "test.render.psnr_vs_image", 2),
     ("SSIM", EVAL, "test.render.ssim_vs_image", 3),
