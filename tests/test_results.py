@@ -33,7 +33,7 @@ def _tree() -> list:
 
 def test_seeds_are_grouped_and_shown_as_mean_and_std():
     rows = group_runs(iter_runs(_tree()))
-    assert sorted(rows) == ["default", "low_beta", "main"]
+    assert sorted(rows) == ["default", "low_beta"]  # commits are not rows
     table = val_table(rows, "default")
     lines = table.splitlines()
     # ranked by validation PSNR, not by test: low_beta (23.0 val, 18.0 test) first
@@ -55,9 +55,12 @@ def test_cli_writes_header_and_both_tables(tmp_path):
     (tmp_path / "exp.json").write_text(json.dumps(_tree()))
     (tmp_path / "head.md").write_text("# Results\n")
     main(["--json", str(tmp_path / "exp.json"), "--header", str(tmp_path / "head.md"),
-          "--test-rows", "default", "--out", str(tmp_path / "out.md")])
+          "--section", "low=low_beta", "--test-rows", "default", "--out", str(tmp_path / "out.md")])
     text = (tmp_path / "out.md").read_text()
     assert text.startswith("# Results\n\n## Validation")
+    section = text.split("## Validation: the rows named `low...`, against `low_beta`")[1]
+    assert "| `low_beta` | 1 | (reference) | 23.00 |" in section
+    assert "`default`" not in section.split("## Test")[0]
     assert "## Test: the chosen rows only" in text
 
 
@@ -75,7 +78,7 @@ def test_pixel_rows_read_the_baselines_metrics():
 
 def test_a_difference_counts_only_beyond_twice_its_standard_error():
     def row(name, values):
-        return [group_runs(iter_runs([_run(f"{name}-s{i}", i, 1.0, v, 0.0)]))[name][0]
+        return [group_runs(iter_runs([_run(f"{name}-s{i}", i, 1.0, v, 0.0)], True))[name][0]
                 for i, v in enumerate(values)]
 
     ref = row("ref", [20.0, 20.2, 20.4])  # mean 20.2, std 0.2

@@ -80,16 +80,17 @@ def _dotted(d: Any, key: str) -> Any:
     return d
 
 
-def iter_runs(tree: Any) -> Iterator[Run]:
-    """Every run with evaluation metrics in `dvc exp show --json` output."""
+def iter_runs(tree: Any, experiment: bool = False) -> Iterator[Run]:
+    """Every experiment with evaluation metrics in `dvc exp show --json` output. Commits (the
+    workspace, branch heads) are not rows: they ran at other budgets, with no seeds."""
     if isinstance(tree, list):
         for item in tree:
-            yield from iter_runs(item)
+            yield from iter_runs(item, experiment)
         return
     if not isinstance(tree, dict):
         return
     data = tree.get("data")
-    if isinstance(data, dict) and "metrics" in data:
+    if experiment and isinstance(data, dict) and "metrics" in data:
         rev = str(tree.get("rev", ""))
         name = tree.get("name") or data.get("name") or (rev[:7] if len(rev) == 40 else rev)
         params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
@@ -97,9 +98,10 @@ def iter_runs(tree: Any) -> Iterator[Run]:
                  if isinstance(f, dict) and f.get("data")}
         if EVAL in files:
             yield Run(name, params, files)
-    for key in ("experiments", "revs"):
-        if tree.get(key):
-            yield from iter_runs(tree[key])
+    if tree.get("experiments"):
+        yield from iter_runs(tree["experiments"], True)
+    if tree.get("revs"):
+        yield from iter_runs(tree["revs"], experiment)
 
 
 def group_runs(runs: Iterator[Run]) -> dict[str, list[Run]]:
@@ -233,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--header", help="Markdown file whose text goes above the tables")
     parser.add_argument("--reference", default="default",
                         help="row the 'change' column is relative to")
+    parser.add_argument("--section", action="append", default=[], metavar="PREFIX=ROW",
+                        help="also a validation table of the rows named PREFIX..., against ROW")
     parser.add_argument("--test-rows", nargs="*", default=[],
                         help="rows whose TEST metrics are reported (chosen on validation)")
     args = parser.parse_args(argv)
@@ -248,6 +252,14 @@ def main(argv: list[str] | None = None) -> None:
     text = (Path(args.header).read_text().rstrip() + "\n\n" if args.header else "")
     text += "## Validation: every row, ranked by validation render PSNR\n\n"
     text += val_table(rows, args.reference) + "\n"
+    for section in args.section:
+        prefix, _, reference = section.partition("=")
+        subset = {name: runs for name, runs in rows.items() if name.startswith(prefix)}
+        if reference not in subset:
+            sys.exit(f"error: --section {section}: no row {reference!r} among the rows named "
+                     f"{prefix}...")
+        text += (f"\n## Validation: the rows named `{prefix}...`, against `{reference}`\n\n"
+                 + val_table(subset, reference) + "\n")
     if args.test_rows:
         text += "\n## Test: the chosen rows only\n\n" + chosen_table(rows, args.test_rows) + "\n"
     if args.out:
