@@ -52,10 +52,11 @@ q orig-per_type             "${orig[@]}" -S train.loss_weighting=per_type
 q default
 q pixel baselines/dvc.yaml
 
-# One change each from the default: each lever it adds taken away, the render weight pushed,
-# beta lowered.
+# One change each from the default: each lever it adds taken away, the render weight moved,
+# beta lowered. (The committed study ran when the default's render weight was 200; its row
+# def-render_w1000 won on validation and became the default, so this row is now the old one.)
 q def-no_symmetries         -S train.symmetries=1
-q def-render_w1000          -S train.render_loss_weight=1000
+q def-render_w200           -S train.render_loss_weight=200
 q def-no_render             -S train.render_loss_weight=0
 q def-no_resnet             -S train.arch=conv2d_grid
 q def-beta0.3               -S max_beta=0.3
@@ -75,4 +76,5 @@ dvc exp run --run-all --jobs 1
 mkdir -p docs/results
 dvc exp show --json --all-commits > docs/results/exp_show.json
 gaussvae-results --json docs/results/exp_show.json --header docs/RESULTS.header.md \
-  --reference default --test-rows default pixel --out docs/RESULTS.md
+  --reference default --section orig-=orig-conv1d_base --test-rows default pixel \
+  --out docs/RESULTS.md
