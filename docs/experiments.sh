@@ -70,6 +70,7 @@ if [[ ${LEVERS:-} == all ]]; then
   q def-per_channel         -S normalize.per_position=false
   q def-weight_decay        -S train.weight_decay=0.05
   q def-latent512           -S latent_dim=512
+  q def-equal_weighting     -S train.loss_weighting=equal
 fi
 
 dvc exp run --run-all --jobs 1

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from gaussvae.results import chosen_table, group_runs, iter_runs, main, val_table, versus
+from tests.conftest import REPO
 
 
 def _run(name: str | None, seed: int, beta: float, val_db: float, test_db: float,
@@ -86,3 +87,14 @@ def test_a_difference_counts_only_beyond_twice_its_standard_error():
     key = "val.render.psnr_vs_image"
     assert versus(near, ref, key) == "+0.30 ± 0.16 (within spread)"  # se = 0.2 * sqrt(2/3)
     assert versus(far, ref, key) == "+1.00 ± 0.16 (beyond spread)"
+
+
+def test_committed_results_rebuild_from_the_saved_json(tmp_path):
+    """docs/RESULTS.md is exactly what its first paragraph's command makes of the saved JSON:
+    no table was typed or edited by hand."""
+    docs = REPO / "docs"
+    main(["--json", str(docs / "results" / "exp_show.json"), "--header",
+          str(docs / "RESULTS.header.md"), "--reference", "default",
+          "--section", "orig-=orig-conv1d_base",
+          "--test-rows", "default", "def-render_w1000", "pixel", "--out", str(tmp_path / "r.md")])
+    assert (tmp_path / "r.md").read_text() == (docs / "RESULTS.md").read_text()
