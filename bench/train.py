@@ -58,9 +58,9 @@ def main() -> None:
     compute = total = 0.0
     samples = 0
     model.train()
-    for _ in range(args.epochs):
+    for epoch in range(args.epochs):
         t0 = time.perf_counter()
-        perm = epoch_order(train_set.examples, t.seed, 0, 0, 1, train_set.count)
+        perm = epoch_order(train_set.examples, t.seed, epoch, 0, 1, train_set.count)
         for start in range(0, len(perm), t.batch_size):
             batch, target = train_set.batch(perm[start:start + t.batch_size].to(device))
             if device.type == "cuda":

@@ -65,8 +65,8 @@ def gaussian_job(params: Params, data: GaussianSet, stats: NormStats,
                  device: torch.device) -> TrainingJob:
     """The Gaussian VAE's job. ``orders`` (n_train, K, N): orders under the first K of the
     square's symmetries (symmetries stage), needed when train.symmetries > 1; ``images``: the
-    image set,
-    needed when the render term's target is the image (train.render_target: image)."""
+    image set, needed when the render term's target is the image (train.render_target: image).
+    """
     t = params.train
     fits = torch.from_numpy(data.gaussians[data.select("train")]).to(device)
     objective = make_objective(params, data, stats)

@@ -28,12 +28,15 @@ from typing import Any
 
 import numpy as np
 
+from gaussvae.samples import FEATURES
+
 EVAL = "metrics/eval.json"
 TRAIN = "metrics/train.json"
 CODECS = "metrics/codecs.json"
 PIXEL = "baselines/metrics/eval.json"
 PIXEL_TRAIN = "baselines/metrics/train.json"
 SEED = re.compile(r"-s(\d+)$")
+SAMPLE_DECIMALS = {"colours": 0, "edges": 3, "flat": 2, "saturation": 2}  # one per FEATURES
 
 # (column title, metrics file, dotted key, decimals); {split} is val or test.
 VAL_COLUMNS = [
@@ -56,10 +59,7 @@ TEST_COLUMNS = [
     ("fit dB", EVAL, "test.fit.psnr_vs_image", 2),
     ("KL nats", EVAL, "test.kl_nats", 0),
     ("sample FD", EVAL, "samples.fd", 2),
-    ("sample colours", EVAL, "samples.colours", 0),
-    ("sample edges", EVAL, "samples.edges", 3),
-    ("sample flat", EVAL, "samples.flat", 2),
-    ("sample saturation", EVAL, "samples.saturation", 2),
+    *[(f"sample {f}", EVAL, f"samples.{f}", SAMPLE_DECIMALS[f]) for f in FEATURES],
     ("WebP dB (fp16 bytes)", CODECS, "test.fp16.webp.psnr", 2),
     ("WebP dB (8-bit bytes)", CODECS, "test.8bit.webp.psnr", 2),
 ]
@@ -105,12 +105,12 @@ def iter_runs(tree: Any, experiment: bool = False) -> Iterator[Run]:
 
 
 def group_runs(runs: Iterator[Run]) -> dict[str, list[Run]]:
-    """Named experiments by row (``<row>-s<k>``), each run once; commits and the workspace
-    (which repeats the last experiment or the default run) are left out."""
+    """Named experiments by row (``<row>-s<k>``), each run once; unnamed ones (shown by
+    their short hash) are left out."""
     rows: dict[str, list[Run]] = {}
     seen: set[str] = set()
     for run in runs:
-        if run.name in seen or run.name == "workspace" or re.fullmatch(r"[0-9a-f]{7}", run.name):
+        if run.name in seen or re.fullmatch(r"[0-9a-f]{7}", run.name):
             continue
         seen.add(run.name)
         rows.setdefault(SEED.sub("", run.name), []).append(run)
@@ -215,15 +215,12 @@ def chosen_table(rows: dict[str, list[Run]], names: list[str]) -> str:
     body = [[f"`{n}`", str(len(rows[n]))] + [_cell(stats(rows[n], path, k), d)
                                             for _, path, k, d in TEST_COLUMNS] for n in names]
     table = _table(["row", "seeds", *[c[0] for c in TEST_COLUMNS]], body)
-    real = {k: stats(rows[names[0]], EVAL, f"samples.{k}_real") for k in
-            ("colours", "edges", "flat", "saturation")}
+    real = {f: stats(rows[names[0]], EVAL, f"samples.{f}_real") for f in FEATURES}
     fd_real = stats(rows[names[0]], EVAL, "samples.fd_real")
     if fd_real is not None and all(real.values()):
-        table += ("\n\nThe test images themselves: colours " + _cell(real["colours"], 0)
-                  + ", edges " + _cell(real["edges"], 3) + ", flat " + _cell(real["flat"], 2)
-                  + ", saturation " + _cell(real["saturation"], 2)
-                  + "; Frechet distance of the validation images to them "
-                  + _cell(fd_real, 2) + ".")
+        own = ", ".join(f"{f} {_cell(real[f], SAMPLE_DECIMALS[f])}" for f in FEATURES)
+        table += (f"\n\nThe test images themselves: {own}; Frechet distance of the validation "
+                  f"images to them {_cell(fd_real, 2)}.")
     return table
 
 
