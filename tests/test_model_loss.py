@@ -80,6 +80,27 @@ def test_original_conv1d_parameter_count_matches_the_original_scale():
     assert 1.4e6 < count_parameters(model) < 1.9e6  # the original GaussVAE: about 1.6M at 256
 
 
+@pytest.mark.parametrize("arch", ["conv1d", "resnet_conv2d_grid"])
+def test_palette_colours_are_mixes_of_each_images_palette(arch):
+    """Every decoded colour, back in stored units, lies within its own image's K palette
+    colours; with one colour every Gaussian of an image has that colour."""
+    mean, std = torch.rand(64, 8), torch.rand(64, 8) + 0.5
+    for k in (1, 4):
+        model = build_model(_cfg(arch=arch, palette_colours=k)).eval()
+        model.palette.set_stats(mean, std)
+        z = torch.randn(3, 8)
+        pred = model.decode(z)
+        assert pred.shape == (3, 64, 8)
+        colour = pred[..., 5:] * std[:, 5:] + mean[:, 5:]
+        palette = torch.sigmoid(model.palette.palette(z)).view(3, k, 3)
+        low, high = palette.min(dim=1).values, palette.max(dim=1).values  # (3, 3)
+        assert (colour >= low[:, None] - 1e-5).all() and (colour <= high[:, None] + 1e-5).all()
+        if k == 1:
+            assert torch.allclose(colour, palette.expand(3, 64, 3), atol=1e-5)
+    # without a palette the decoder's own colour channels come through (no palette module)
+    assert build_model(_cfg(arch=arch)).palette is None
+
+
 def test_every_allowed_architecture_has_a_model():
     assert set(MODELS) == set(allowed(Arch))
 

@@ -49,6 +49,23 @@ def test_training_writes_everything_and_is_deterministic(tmp_path, tiny_data):
     assert np.array_equal(loaded_stats.mean, stats.mean)
 
 
+def test_palette_model_keeps_its_colour_statistics_in_its_file(tmp_path, tiny_data):
+    """A palette model z-scores its colours with the training statistics: they travel in the
+    model file, so the loaded model decodes exactly what the trained one did."""
+    _, data, stats = tiny_data
+    params = make_params(**{"train.epochs": 1, "train.palette_colours": 4})
+    paths = _paths(tmp_path)
+    train_gaussian_vae(params, data, stats, paths, torch.device("cpu"))
+    model, _, blob = load_model(paths.model, torch.device("cpu"))
+    assert blob["model_config"]["palette_colours"] == 4
+    feat_mean = torch.as_tensor(stats.mean)[..., 5:].expand_as(model.palette.feat_mean)
+    assert torch.equal(model.palette.feat_mean, feat_mean)
+    z = torch.randn(2, params.latent_dim)
+    rebuilt = build_model(VAEConfig.from_dict(blob["model_config"]), stats).eval()
+    rebuilt.load_state_dict(blob["state_dict"])
+    assert torch.equal(model.decode(z), rebuilt.decode(z))
+
+
 def test_ranks_share_one_shuffle_and_draw_their_own_noise():
     def order_and_noise(epoch, rank):
         order = epoch_order(21, seed=3, epoch=epoch, rank=rank, world=2)

@@ -90,8 +90,9 @@ def gaussian_job(params: Params, data: GaussianSet, stats: NormStats,
         targets)
     config = VAEConfig.from_params(params, fits.shape[1])
     x_val = torch.from_numpy(data.gaussians[data.select("val")]).to(device)
-    return TrainingJob(config, lambda: build_model(config), train_set, normalize(fits, stats),
-                       normalize(x_val, stats), objective, stats.to_json())
+    return TrainingJob(config, lambda: build_model(config, stats), train_set,
+                       normalize(fits, stats), normalize(x_val, stats), objective,
+                       stats.to_json())
 
 
 def pixel_job(params: Params, images: ImageSet, device: torch.device) -> TrainingJob:

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gaussvae.layout import NUM_CHANNELS
+from gaussvae.layout import NUM_CHANNELS, TYPES
 from gaussvae.normalize import NormStats
 from gaussvae.ordering import grid_cells
 from gaussvae.params import Params
@@ -47,6 +47,7 @@ class VAEConfig:
     bottleneck_channels: int
     logvar_min: float
     logvar_max: float
+    palette_colours: int = 0  # models saved before the palette option have none
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,7 +59,8 @@ class VAEConfig:
                    encoder_filters=tuple(t.encoder_filters),
                    decoder_filters=tuple(t.decoder_filters), kernel_size=t.kernel_size,
                    resnet_blocks=t.resnet_blocks, bottleneck_channels=t.bottleneck_channels,
-                   logvar_min=t.logvar_min, logvar_max=t.logvar_max)
+                   logvar_min=t.logvar_min, logvar_max=t.logvar_max,
+                   palette_colours=t.palette_colours)
 
     @classmethod
     def from_dict(cls, d: dict) -> VAEConfig:
@@ -119,9 +121,55 @@ def _up(cin: int, cout: int, k: int) -> nn.Module:
                          nn.Conv1d(cin, cout, k, padding=k // 2))
 
 
+FEAT = TYPES["feat"]
+
+
+class PaletteColours(nn.Module):
+    """Colours from a per-image palette (``palette_colours`` K > 0).
+
+    The data's images are a few flat colours each, but a decoder that outputs every Gaussian's
+    colour on its own blends neighbouring colours and invents new ones. Here a linear layer
+    draws K colours in [0, 1] from z, the decoder gives each Gaussian K logits instead of three
+    colour channels, and the Gaussian's colour is the softmax-weighted mix of the palette,
+    returned z-scored like the other channels (``feat_mean``/``feat_std``: the colour channels'
+    training statistics, (N, 3), saved with the weights).
+    """
+
+    def __init__(self, config: VAEConfig) -> None:
+        super().__init__()
+        self.colours = config.palette_colours
+        self.palette = nn.Linear(config.latent_dim, 3 * self.colours)
+        self.register_buffer("feat_mean", torch.zeros(config.num_gaussians, 3))
+        self.register_buffer("feat_std", torch.ones(config.num_gaussians, 3))
+
+    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """The training statistics of the model's channels, (8,) or (N, 8)."""
+        self.feat_mean.copy_(torch.as_tensor(mean)[..., FEAT].expand_as(self.feat_mean))
+        self.feat_std.copy_(torch.as_tensor(std)[..., FEAT].expand_as(self.feat_std))
+
+    def forward(self, out: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """out (B, N, 5 + K): the other channels, then K logits -> (B, N, 8)."""
+        palette = torch.sigmoid(self.palette(z)).view(len(z), self.colours, 3)
+        colour = torch.softmax(out[..., FEAT.start:], dim=-1) @ palette
+        return torch.cat([out[..., :FEAT.start], (colour - self.feat_mean) / self.feat_std], -1)
+
+
+def decoded_channels(config: VAEConfig) -> int:
+    """Channels of the decoder's last layer: 8, or 5 + K palette logits."""
+    return NUM_CHANNELS if not config.palette_colours else FEAT.start + config.palette_colours
+
+
 class VAE(nn.Module):
     """encode / reparameterize / decode, the split of pytorch/examples' VAE; subclasses give
-    ``encode(x) -> DiagonalGaussian`` and ``decode(z) -> (B, N, 8)``."""
+    ``encode(x) -> DiagonalGaussian`` and ``decode(z) -> (B, N, 8)`` (through ``colours``,
+    which applies the palette when there is one).
+    """
+
+    def _init_colours(self, config: VAEConfig) -> None:
+        self.palette = PaletteColours(config) if config.palette_colours else None
+
+    def colours(self, out: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return out if self.palette is None else self.palette(out, z)
 
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         raise NotImplementedError
@@ -170,8 +218,9 @@ class GaussianVAE(VAE):
                 dec += [ResBlock(cin, k) for _ in range(config.resnet_blocks)]
             dec += [_up(cin, f, k), nn.SiLU()]
             cin = f
-        dec.append(nn.Conv1d(cin, NUM_CHANNELS, k, padding=k // 2))
+        dec.append(nn.Conv1d(cin, decoded_channels(config), k, padding=k // 2))
         self.decoder = nn.Sequential(*dec)
+        self._init_colours(config)
 
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         """x: (B, N, 8) normalized -> posterior over z (B, latent_dim)."""
@@ -184,7 +233,7 @@ class GaussianVAE(VAE):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, latent_dim) -> (B, N, 8) normalized."""
         h = self.from_latent(z).view(z.shape[0], self.config.decoder_filters[0], self.dec_len)
-        return self.decoder(h).transpose(1, 2)
+        return self.colours(self.decoder(h).transpose(1, 2), z)
 
 
 class SlotGrid(nn.Module):
@@ -254,8 +303,9 @@ class GridVAE(VAE):
                     nn.Conv2d(cin, f, k, padding=k // 2), nn.SiLU()]
             dec += [ResBlock(f, k, 2) for _ in range(res)]
             cin = f
-        dec.append(nn.Conv2d(cin, NUM_CHANNELS, k, padding=k // 2))
+        dec.append(nn.Conv2d(cin, decoded_channels(config), k, padding=k // 2))
         self.decoder = nn.Sequential(*dec)
+        self._init_colours(config)
 
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         """x: (B, N, 8) normalized -> posterior over z (B, latent_dim)."""
@@ -267,16 +317,20 @@ class GridVAE(VAE):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, latent_dim) -> (B, N, 8) normalized."""
         h = self.from_latent(z).view(z.shape[0], *self.dec_shape)
-        return self.grid_out.to_sequence(self.decoder(h))
+        return self.colours(self.grid_out.to_sequence(self.decoder(h)), z)
 
 
 MODELS: dict[str, type[VAE]] = {"conv1d": GaussianVAE, "resnet_conv1d": GaussianVAE,
                                "conv2d_grid": GridVAE, "resnet_conv2d_grid": GridVAE}
 
 
-def build_model(config: VAEConfig) -> VAE:
-    """The VAE ``config.arch`` names."""
-    return MODELS[config.arch](config)
+def build_model(config: VAEConfig, stats: NormStats | None = None) -> VAE:
+    """The VAE ``config.arch`` names; a palette model needs the training ``stats`` (its colours
+    are z-scored with them) unless its weights are loaded afterwards."""
+    model = MODELS[config.arch](config)
+    if model.palette is not None and stats is not None:
+        model.palette.set_stats(torch.from_numpy(stats.mean), torch.from_numpy(stats.std))
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -138,6 +138,7 @@ class TrainParams(Section):
     kernel_size: OddAtLeast1
     resnet_blocks: AtLeast1
     bottleneck_channels: AtLeast1
+    palette_colours: AtLeast0
     loss_weighting: Weighting
     render_loss_weight: NonNegative
     render_target: Literal["fit", "image"]
