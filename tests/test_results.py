@@ -65,6 +65,18 @@ def test_cli_writes_header_and_both_tables(tmp_path):
     assert "## Test: the chosen rows only" in text
 
 
+def test_a_second_study_is_appended_under_its_title(tmp_path):
+    (tmp_path / "exp.json").write_text(json.dumps(_tree()))
+    out = tmp_path / "out.md"
+    common = ["--json", str(tmp_path / "exp.json"), "--test-rows", "default", "--out", str(out)]
+    main([*common, "--title", "Study 2"])
+    main([*common, "--title", "Study 1", "--append"])
+    text = out.read_text()
+    assert text.startswith("## Study 2, validation: every row")
+    assert text.index("## Study 2, test:") < text.index("\n\n## Study 1, validation: every row")
+    assert text.count("## Study 1, test: the chosen rows only") == 1
+
+
 def test_pixel_rows_read_the_baselines_metrics():
     tree = _tree()
     pixel = _run("pixel-s0", 0, 1.0, 0.0, 0.0)

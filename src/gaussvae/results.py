@@ -236,6 +236,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="also a validation table of the rows named PREFIX..., against ROW")
     parser.add_argument("--test-rows", nargs="*", default=[],
                         help="rows whose TEST metrics are reported (chosen on validation)")
+    parser.add_argument("--title", help="name of the study, put in front of each table's heading "
+                        "(for a file that holds more than one study)")
+    parser.add_argument("--append", action="store_true",
+                        help="add to the end of --out instead of replacing it")
     args = parser.parse_args(argv)
     if args.json:
         tree = json.loads(Path(args.json).read_text())
@@ -246,8 +250,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"error: dvc exp show --json failed: {out.stderr.strip().splitlines()[-1]}")
         tree = json.loads(out.stdout)
     rows = group_runs(iter_runs(tree))
+    heading = f"## {args.title}, v" if args.title else "## V"
     text = (Path(args.header).read_text().rstrip() + "\n\n" if args.header else "")
-    text += "## Validation: every row, ranked by validation render PSNR\n\n"
+    text += f"{heading}alidation: every row, ranked by validation render PSNR\n\n"
     text += val_table(rows, args.reference) + "\n"
     for section in args.section:
         prefix, _, reference = section.partition("=")
@@ -255,11 +260,15 @@ def main(argv: list[str] | None = None) -> None:
         if reference not in subset:
             sys.exit(f"error: --section {section}: no row {reference!r} among the rows named "
                      f"{prefix}...")
-        text += (f"\n## Validation: the rows named `{prefix}...`, against `{reference}`\n\n"
+        text += (f"\n{heading}alidation: the rows named `{prefix}...`, against `{reference}`\n\n"
                  + val_table(subset, reference) + "\n")
     if args.test_rows:
-        text += "\n## Test: the chosen rows only\n\n" + chosen_table(rows, args.test_rows) + "\n"
-    if args.out:
+        test_heading = f"## {args.title}, test" if args.title else "## Test"
+        text += f"\n{test_heading}: the chosen rows only\n\n{chosen_table(rows, args.test_rows)}\n"
+    if args.out and args.append:
+        with open(args.out, "a") as out:
+            out.write("\n" + text)
+    elif args.out:
         Path(args.out).write_text(text)
     else:
         sys.stdout.write(text)
