@@ -14,7 +14,7 @@ from gaussvae.model import (
     count_parameters,
 )
 from gaussvae.ordering import grid_cells
-from gaussvae.params import Arch, allowed, load_params
+from gaussvae.params import GRID_ARCHS, Arch, allowed, load_params
 from tests.conftest import REPO
 
 
@@ -102,7 +102,9 @@ def test_palette_colours_are_mixes_of_each_images_palette(arch):
 
 
 def test_every_allowed_architecture_has_a_model():
+    assert set(GRID_ARCHS) <= set(allowed(Arch))  # a misspelt grid arch would build a 1D model
     assert set(MODELS) == set(allowed(Arch))
+    assert {a for a, m in MODELS.items() if m is GridVAE} == {"conv2d_grid", "resnet_conv2d_grid"}
 
 
 def test_logvar_is_clamped():

@@ -29,7 +29,7 @@ from torch import nn
 from gaussvae.layout import NUM_CHANNELS, TYPES
 from gaussvae.normalize import NormStats
 from gaussvae.ordering import grid_cells
-from gaussvae.params import Params
+from gaussvae.params import GRID_ARCHS, Arch, Params, allowed
 
 # A latent dimension is "active" when its posterior mean varies across inputs by more than this.
 ACTIVE_VARIANCE = 0.01
@@ -320,8 +320,8 @@ class GridVAE(VAE):
         return self.colours(self.grid_out.to_sequence(self.decoder(h)), z)
 
 
-MODELS: dict[str, type[VAE]] = {"conv1d": GaussianVAE, "resnet_conv1d": GaussianVAE,
-                               "conv2d_grid": GridVAE, "resnet_conv2d_grid": GridVAE}
+MODELS: dict[str, type[VAE]] = {arch: GridVAE if arch in GRID_ARCHS else GaussianVAE
+                               for arch in allowed(Arch)}
 
 
 def build_model(config: VAEConfig, stats: NormStats | None = None) -> VAE:

@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 from gaussvae.errors import ParamsError
 
 Arch = Literal["conv1d", "resnet_conv1d", "conv2d_grid", "resnet_conv2d_grid"]
+GRID_ARCHS: tuple[str, ...] = ("conv2d_grid", "resnet_conv2d_grid")  # convolve over the slot grid
 Ordering = Literal["grid", "morton"]
 Encoding = Literal["raw", "ellipse"]
 Weighting = Literal["per_type", "equal"]
@@ -187,7 +188,7 @@ class Params(Section):
     @model_validator(mode="after")
     def _model_fits_the_data(self) -> Params:
         arch, n = self.train.arch, self.extract.num_gaussians
-        grid = arch in ("conv2d_grid", "resnet_conv2d_grid")
+        grid = arch in GRID_ARCHS
         if grid and self.extract.ordering != "grid":
             # Slot k of a Morton sequence has no fixed place on the grid to convolve over.
             raise cross_field(
