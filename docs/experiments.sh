@@ -35,7 +35,7 @@ conv1d=(-S train.arch=conv1d -S "train.encoder_filters=[32,64,128]"
 orig=("${conv1d[@]}" -S train.loss_weighting=equal -S normalize.per_position=false
       -S normalize.encoding=raw -S train.render_loss_weight=0 -S train.symmetries=1
       -S train.render_target=fit -S train.weight_decay=0 -S train.resnet_blocks=2
-      -S train.palette_colours=0)
+      -S train.palette_colours=0 -S train.attention_blocks=0)
 
 # The original GaussVAE's seven configurations.
 q orig-conv1d_base          "${orig[@]}" -S latent_dim=256 -S max_beta=1.0
@@ -65,7 +65,7 @@ q def-beta0.3               -S max_beta=0.3
 # image, a larger latent, a wider bottleneck, per-channel statistics (the decoder's outputs no
 # longer relative to each slot's average Gaussian), weight decay, twice the images (over the
 # 10-minute budget of the default; the extract and symmetries stages re-run for it), a palette
-# colour decoder.
+# colour decoder, attention across the slots.
 q def-render_w3000          -S train.render_loss_weight=3000
 q def-render_image          -S train.render_target=image
 q def-latent512             -S latent_dim=512
@@ -74,6 +74,7 @@ q def-per_channel           -S normalize.per_position=false
 q def-weight_decay          -S train.weight_decay=0.05
 q def-images6000            -S prepare.num_images=6000
 q def-palette8              -S train.palette_colours=8
+q def-attention1            -S train.attention_blocks=1
 # Rows not run in either committed study (LEVERS=all adds them; about 3.5 minutes a run).
 if [[ ${LEVERS:-} == all ]]; then
   q def-kernel5             -S train.kernel_size=5

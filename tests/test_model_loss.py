@@ -101,6 +101,32 @@ def test_palette_colours_are_mixes_of_each_images_palette(arch):
     assert build_model(_cfg(arch=arch)).palette is None
 
 
+def test_grid_attention_sees_across_the_grid():
+    """With attention blocks a change at one slot moves the decoder's output at the far corner
+    of the grid; the convolutions alone (kernel 3, one upsampling, no GroupNorm, which would
+    mix the whole map) reach only neighbours."""
+    def far_effect(blocks: int) -> float:
+        torch.manual_seed(0)
+        model = build_model(_cfg(arch="conv2d_grid", encoder_filters=(8,),
+                                 decoder_filters=(8,), kernel_size=3,
+                                 attention_blocks=blocks)).eval()
+        grid = model.grid_out
+        h = torch.randn(1, *model.dec_shape)
+        nudged = h.clone()
+        nudged[..., 0, 0] += 10.0  # one cell of the coarsest map, top left
+        with torch.no_grad():
+            out = [grid.to_sequence(model.decoder(x)) for x in (h, nudged)]
+        row, col, _, _ = grid_cells(64)
+        row, col = torch.as_tensor(row), torch.as_tensor(col)
+        far = int(((row == row.max()) & (col == col.max())).nonzero()[0, 0])  # bottom right
+        return float((out[0][0, far] - out[1][0, far]).abs().max())
+
+    assert far_effect(0) == 0.0 and far_effect(1) > 1e-4
+    model = build_model(_cfg(arch="resnet_conv2d_grid", attention_blocks=2))
+    pred, post = model(torch.randn(3, 64, 8))
+    assert pred.shape == (3, 64, 8) and post.mu.shape == (3, 8)
+
+
 def test_every_allowed_architecture_has_a_model():
     assert set(GRID_ARCHS) <= set(allowed(Arch))  # a misspelt grid arch would build a 1D model
     assert set(MODELS) == set(allowed(Arch))

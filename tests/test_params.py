@@ -38,6 +38,8 @@ def test_sweep_knobs_are_top_level():
         (lambda r: r.update(train=[1, 2]), "train must be a mapping"),
         (lambda r: (r["train"].update(arch="conv2d_grid"), r["extract"].update(ordering="morton")),
          "train.arch conv2d_grid needs extract.ordering grid"),
+        (lambda r: r["train"].update(arch="conv1d", attention_blocks=1),
+         "train.attention_blocks works over the slot grid; train.arch conv1d has none"),
         (lambda r: (r["train"].update(arch="conv1d"), r["extract"].update(num_gaussians=30)),
          "extract.num_gaussians (30) must be divisible by 2**2"),
         (lambda r: r["extract"].update(min_scale_px=3.0, max_scale_px=2.0),

@@ -47,7 +47,8 @@ class VAEConfig:
     bottleneck_channels: int
     logvar_min: float
     logvar_max: float
-    palette_colours: int = 0  # models saved before the palette option have none
+    palette_colours: int = 0  # models saved before these two options have neither
+    attention_blocks: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,7 +61,7 @@ class VAEConfig:
                    decoder_filters=tuple(t.decoder_filters), kernel_size=t.kernel_size,
                    resnet_blocks=t.resnet_blocks, bottleneck_channels=t.bottleneck_channels,
                    logvar_min=t.logvar_min, logvar_max=t.logvar_max,
-                   palette_colours=t.palette_colours)
+                   palette_colours=t.palette_colours, attention_blocks=t.attention_blocks)
 
     @classmethod
     def from_dict(cls, d: dict) -> VAEConfig:
@@ -261,6 +262,29 @@ class SlotGrid(nn.Module):
         return grid.flatten(2)[:, :, self.cell].transpose(1, 2)
 
 
+class GridAttention(nn.Module):
+    """Transformer blocks over the cells of a (B, C, H, W) map, with a learned embedding of
+    each cell's place: every cell sees every other, where a convolution sees its neighbours.
+    Used at the grid models' coarsest resolution (``attention_blocks``), so that the slots of
+    one flat area or one long edge can agree on its colour and shape across the image.
+    """
+
+    def __init__(self, channels: int, height: int, width: int, blocks: int) -> None:
+        super().__init__()
+        self.place = nn.Parameter(torch.zeros(1, height * width, channels))
+        heads = 4 if channels % 4 == 0 else 1
+        self.blocks = nn.Sequential(*[
+            nn.TransformerEncoderLayer(channels, heads, dim_feedforward=2 * channels,
+                                       dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=True)
+            for _ in range(blocks)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        cells = self.blocks(x.flatten(2).transpose(1, 2) + self.place)
+        return cells.transpose(1, 2).reshape(b, c, h, w)
+
+
 class GridVAE(VAE):
     """``conv2d_grid``: the conv1d VAE's layers in 2D over the slot grid (same config keys).
 
@@ -268,7 +292,8 @@ class GridVAE(VAE):
     W/2^d) map flattened into mu/log-variance; the decoder mirrors it with nearest upsampling.
     ``resnet_conv2d_grid`` adds ``resnet_blocks`` residual blocks at every resolution (after a
     stem convolution in the encoder, after each upsampling in the decoder), as resnet_conv1d
-    does in 1D.
+    does in 1D. ``attention_blocks`` > 0 adds that many GridAttention blocks at the coarsest
+    resolution of each (before the bottleneck, right after the latent's linear layer).
     """
 
     def __init__(self, config: VAEConfig) -> None:
@@ -287,9 +312,12 @@ class GridVAE(VAE):
             enc += [ResBlock(cin, k, 2) for _ in range(res)]
             enc += [nn.Conv2d(cin, f, k, stride=2, padding=k // 2), nn.SiLU()]
             cin = f
+        down = 2 ** len(config.encoder_filters)
+        if config.attention_blocks:
+            enc.append(GridAttention(cin, self.grid_in.height // down,
+                                     self.grid_in.width // down, config.attention_blocks))
         enc += [nn.Conv2d(cin, config.bottleneck_channels, 1), nn.SiLU(), nn.Flatten()]
         self.encoder = nn.Sequential(*enc)
-        down = 2 ** len(config.encoder_filters)
         enc_cells = (self.grid_in.height // down) * (self.grid_in.width // down)
         self.to_stats = nn.Linear(config.bottleneck_channels * enc_cells, 2 * config.latent_dim)
         up = 2 ** len(config.decoder_filters)
@@ -297,6 +325,8 @@ class GridVAE(VAE):
                           self.grid_out.width // up)
         self.from_latent = nn.Linear(config.latent_dim, math.prod(self.dec_shape))
         dec: list[nn.Module] = [nn.SiLU()]
+        if config.attention_blocks:
+            dec.append(GridAttention(*self.dec_shape, config.attention_blocks))
         cin = config.decoder_filters[0]
         for f in config.decoder_filters:
             dec += [nn.Upsample(scale_factor=2, mode="nearest"),

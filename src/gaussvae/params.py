@@ -140,6 +140,7 @@ class TrainParams(Section):
     resnet_blocks: AtLeast1
     bottleneck_channels: AtLeast1
     palette_colours: AtLeast0
+    attention_blocks: AtLeast0
     loss_weighting: Weighting
     render_loss_weight: NonNegative
     render_target: Literal["fit", "image"]
@@ -194,6 +195,9 @@ class Params(Section):
             raise cross_field(
                 f"train.arch {arch} needs extract.ordering grid, got "
                 f"{self.extract.ordering!r} (use -S train.arch=conv1d for a Morton sequence)")
+        if self.train.attention_blocks and not grid:
+            raise cross_field(f"train.attention_blocks works over the slot grid; train.arch {arch} "
+                              "has none (use resnet_conv2d_grid, or attention_blocks 0)")
         if not grid:  # the 1D models halve or double the sequence per stage
             for key in ("encoder_filters", "decoder_filters"):
                 depth = len(getattr(self.train, key))
