@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gaussvae.results import chosen_table, group_runs, iter_runs, main, val_table, versus
+from gaussvae.results import changes, chosen_table, group_runs, iter_runs, main, val_table, versus
 from tests.conftest import REPO
 
 
@@ -43,6 +43,15 @@ def test_seeds_are_grouped_and_shown_as_mean_and_std():
     assert "max_beta=0.1" in lines[2] and "(the reference)" in table
     test = chosen_table(rows, ["default"])
     assert "| `default` | 2 | 20.00 ± 1.41 |" in test and "low_beta" not in test
+
+
+def test_a_knob_newer_than_the_reference_is_a_change_only_when_set():
+    ref = {"max_beta": 1.0, "train": {"seed": 0}}
+    off = {"max_beta": 1.0, "train": {"seed": 1, "palette_colours": 0}}
+    on = {"max_beta": 1.0, "train": {"seed": 1, "palette_colours": 8}}
+    assert changes(off, ref) == "(the reference)"
+    assert changes(on, ref) == "train.palette_colours=8"
+    assert changes({**on, "max_beta": 0.5}, ref) == "max_beta=0.5, train.palette_colours=8"
 
 
 def test_a_row_whose_runs_differ_beyond_the_seed_is_refused():

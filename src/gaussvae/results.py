@@ -135,9 +135,12 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def changes(params: dict, reference: dict) -> str:
-    """The params of a row that differ from the reference row, as -S arguments would read."""
+    """The params of a row that differ from the reference row, as -S arguments would read. A
+    study can span commits; a knob added after the reference ran (absent from its params) is
+    listed only when the row sets it: new knobs are added switched off (0 or false)."""
     mine, ref = _flat(_drop_seed(params)), _flat(_drop_seed(reference))
-    diff = [f"{k}={json.dumps(v).replace(' ', '')}" for k, v in mine.items() if ref.get(k) != v]
+    diff = [f"{k}={json.dumps(v).replace(' ', '')}" for k, v in mine.items()
+            if (ref.get(k) != v if k in ref else bool(v))]
     return ", ".join(diff) if diff else "(the reference)"
 
 
