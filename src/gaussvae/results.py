@@ -227,6 +227,11 @@ def chosen_table(rows: dict[str, list[Run]], names: list[str]) -> str:
     return table
 
 
+def _heading(title: str | None, what: str) -> str:
+    """A table's heading, under the study's title when the file holds several studies."""
+    return f"## {title}, {what}\n\n" if title else f"## {what[0].upper()}{what[1:]}\n\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -253,9 +258,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"error: dvc exp show --json failed: {out.stderr.strip().splitlines()[-1]}")
         tree = json.loads(out.stdout)
     rows = group_runs(iter_runs(tree))
-    heading = f"## {args.title}, v" if args.title else "## V"
     text = (Path(args.header).read_text().rstrip() + "\n\n" if args.header else "")
-    text += f"{heading}alidation: every row, ranked by validation render PSNR\n\n"
+    text += _heading(args.title, "validation: every row, ranked by validation render PSNR")
     text += val_table(rows, args.reference) + "\n"
     for section in args.section:
         prefix, _, reference = section.partition("=")
@@ -263,11 +267,11 @@ def main(argv: list[str] | None = None) -> None:
         if reference not in subset:
             sys.exit(f"error: --section {section}: no row {reference!r} among the rows named "
                      f"{prefix}...")
-        text += (f"\n{heading}alidation: the rows named `{prefix}...`, against `{reference}`\n\n"
-                 + val_table(subset, reference) + "\n")
+        text += "\n" + _heading(args.title, f"validation: the rows named `{prefix}...`, "
+                                f"against `{reference}`") + val_table(subset, reference) + "\n"
     if args.test_rows:
-        test_heading = f"## {args.title}, test" if args.title else "## Test"
-        text += f"\n{test_heading}: the chosen rows only\n\n{chosen_table(rows, args.test_rows)}\n"
+        text += ("\n" + _heading(args.title, "test: the chosen rows only")
+                 + chosen_table(rows, args.test_rows) + "\n")
     if args.out and args.append:
         with open(args.out, "a") as out:
             out.write("\n" + text)
