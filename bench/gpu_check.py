@@ -12,7 +12,7 @@ deterministic CUDA.
 4. determinism on CUDA: whether two identical runs give the same bits, without and with
    torch.use_deterministic_algorithms, and what the deterministic mode costs.
 5. the whole default pipeline (every stage's command from dvc.yaml, without dvc) on the GPU.
-Prints the issue's GPU goals beside the measurements. Without CUDA it says so in one line and
+Prints the project's GPU goals beside the measurements. Without CUDA it says so in one line and
 runs the CPU part of 2 and 3 only (about a minute on 2 cores), exiting 0.
 
 Usage: python bench/gpu_check.py [--params params.yaml] [--cpu-images 32] [--gpu-images 3000]
@@ -45,20 +45,21 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from gaussvae.extract import extract, ordering_workers  # noqa: E402
-from gaussvae.fit import fit_images  # noqa: E402
-from gaussvae.jobs import gaussian_job  # noqa: E402
-from gaussvae.loss import beta_at  # noqa: E402
-from gaussvae.normalize import compute_stats  # noqa: E402
-from gaussvae.ordering import grid_slots, order_gaussians  # noqa: E402
-from gaussvae.params import Params, load_params  # noqa: E402
-from gaussvae.prepare import prepare_images  # noqa: E402
-from gaussvae.store import GaussianSet, ImageSet  # noqa: E402
-from gaussvae.symmetry import symmetry_orders  # noqa: E402
-from gaussvae.train import epoch_order, train_epoch  # noqa: E402
+from gaussvae.core.distributed import Dist  # noqa: E402
+from gaussvae.core.params import Params, load_params  # noqa: E402
+from gaussvae.core.store import GaussianSet, ImageSet  # noqa: E402
+from gaussvae.gaussians.extraction import extract, ordering_workers  # noqa: E402
+from gaussvae.gaussians.fit import fit_images  # noqa: E402
+from gaussvae.gaussians.slots import grid_slots, order_gaussians  # noqa: E402
+from gaussvae.images.prepare import prepare_images  # noqa: E402
+from gaussvae.vae.job import gaussian_job  # noqa: E402
+from gaussvae.vae.loss import beta_at  # noqa: E402
+from gaussvae.vae.normalization import compute_stats  # noqa: E402
+from gaussvae.vae.symmetry import symmetry_orders  # noqa: E402
+from gaussvae.vae.trainer import Trainer, make_trainer  # noqa: E402
 
 CPU = torch.device("cpu")
-GOALS = ("goals (issue 14): extraction >= 2,000 images/s on one GPU at the CPU path's PSNR; "
+GOALS = ("goals: extraction >= 2,000 images/s on one GPU at the CPU path's PSNR; "
          "training >= 20x the CPU's samples/s; the whole default pipeline well under a minute")
 
 
@@ -121,9 +122,13 @@ def fit_and_order_rates(images: ImageSet, settings, device: torch.device) -> tup
     return len(images.images) / seconds, len(fitted) / (time.perf_counter() - start)
 
 
-def training_setup(params: Params, fitted: GaussianSet, n: int, device: torch.device):
-    """Default model, optimizer, objective and (x, target pixels) of ``n`` samples made by
-    repeating the fitted set (throughput does not depend on which samples)."""
+def training_setup(params: Params, fitted: GaussianSet, n: int, device: torch.device,
+                   batch_size: int | None = None) -> Trainer:
+    """The train stage's trainer (make_trainer) on ``n`` samples made by repeating the fitted
+    set (throughput does not depend on which samples), at ``batch_size`` (default: params')."""
+    if batch_size is not None:
+        params = params.model_copy(update={
+            "train": params.train.model_copy(update={"batch_size": batch_size})})
     reps = -(-n // len(fitted.gaussians))
     data = dataclasses.replace(fitted, gaussians=np.concatenate([fitted.gaussians] * reps)[:n],
                                split=np.zeros(n, np.uint8))
@@ -135,38 +140,31 @@ def training_setup(params: Params, fitted: GaussianSet, n: int, device: torch.de
                                  grid_slots(fitted.gaussians.shape[1]), params.train.symmetries)
         orders = np.concatenate([orders] * reps)[:n]
     job = gaussian_job(params, data, stats, orders, None, device)
-    torch.manual_seed(params.train.seed)
-    model = job.build().to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=params.train.learning_rate)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    return model, optimizer, scaler, job.objective, job.train_set
+    return make_trainer(params, job, Dist(device=device))
 
 
-def train_epochs(params: Params, setup, epochs: int, device: torch.device,
-                 batch_size: int) -> float:
-    """Seconds for ``epochs`` passes of train_epoch over the setup's samples."""
-    model, optimizer, scaler, objective, train_set = setup
-    t = params.train
-    beta = beta_at(t.beta_warmup_epochs, params.max_beta, t.beta_warmup_epochs)
+def train_epochs(trainer: Trainer, epochs: int) -> float:
+    """Seconds for ``epochs`` of the trainer's epochs (Trainer.run_epoch, as the stage runs)."""
+    t = trainer.params.train
+    beta = beta_at(t.beta_warmup_epochs, trainer.params.max_beta, t.beta_warmup_epochs)
 
     def run() -> None:
         for epoch in range(epochs):
-            order = epoch_order(train_set.examples, t.seed, epoch, 0, 1, train_set.count)
-            train_epoch(model, optimizer, scaler, train_set, order, objective, beta,
-                        batch_size, device.type == "cuda", epoch)
+            trainer.run_epoch(epoch, beta)
 
-    return timed(run, device)[0]
+    return timed(run, trainer.dist.device)[0]
 
 
 def training_rate(params: Params, fitted: GaussianSet, n: int, epochs: int,
                   device: torch.device, batch_size: int) -> float:
-    setup = training_setup(params, fitted, n, device)
-    train_epochs(params, setup, 1, device, batch_size)  # warm-up (allocator, cuDNN choices)
-    return epochs * n / train_epochs(params, setup, epochs, device, batch_size)
+    trainer = training_setup(params, fitted, n, device, batch_size)
+    train_epochs(trainer, 1)  # warm-up (allocator, cuDNN choices)
+    return epochs * n / train_epochs(trainer, epochs)
 
 
-def model_bits(setup) -> bytes:
-    return b"".join(v.detach().cpu().numpy().tobytes() for v in setup[0].state_dict().values())
+def model_bits(trainer: Trainer) -> bytes:
+    return b"".join(v.detach().cpu().numpy().tobytes()
+                    for v in trainer.model.state_dict().values())
 
 
 def determinism(params: Params, images: ImageSet, fitted: GaussianSet,
@@ -183,9 +181,9 @@ def determinism(params: Params, images: ImageSet, fitted: GaussianSet,
             same_fit = np.array_equal(runs[0][1].gaussians, runs[1][1].gaussians)
             bits, train_seconds = [], 0.0
             for _ in range(2):
-                setup = training_setup(params, fitted, 512, device)
-                train_seconds += train_epochs(params, setup, 2, device, params.train.batch_size)
-                bits.append(model_bits(setup))
+                trainer = training_setup(params, fitted, 512, device)
+                train_seconds += train_epochs(trainer, 2)
+                bits.append(model_bits(trainer))
             times[mode] = (runs[0][0] + runs[1][0], train_seconds)
             print(f"  {name:13s}: two extractions identical: {'yes' if same_fit else 'NO'}; "
                   f"two trainings identical: {'yes' if bits[0] == bits[1] else 'NO'}")

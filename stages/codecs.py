@@ -6,12 +6,12 @@ stage only when those change.
 
 import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
 
-from gaussvae.atomic import rounded, write_json
-from gaussvae.cli import run_stage, stage_parser
-from gaussvae.codecs import codec_metrics
-from gaussvae.codes import BYTES_PER_DIM
-from gaussvae.params import load_params
-from gaussvae.store import SPLITS, read_images
+from gaussvae.core.atomic import rounded, write_json
+from gaussvae.core.cli import run_stage, stage_parser
+from gaussvae.core.params import load_params
+from gaussvae.core.store import SPLITS, read_images
+from gaussvae.evaluation.code_storage import BYTES_PER_DIM
+from gaussvae.evaluation.image_codecs import codec_metrics
 
 
 def main() -> None:

@@ -2,13 +2,13 @@
 
 import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
 
-from gaussvae.atomic import write_json
-from gaussvae.cli import run_stage, stage_parser
-from gaussvae.device import resolve_device
-from gaussvae.evaluate import GaussianEvaluation, evaluate, write_pictures
-from gaussvae.model import load_model
-from gaussvae.params import load_params
-from gaussvae.store import read_gaussians, read_images
+from gaussvae.core.atomic import write_json
+from gaussvae.core.cli import run_stage, stage_parser
+from gaussvae.core.device import resolve_device
+from gaussvae.core.params import load_params
+from gaussvae.core.store import read_gaussians, read_images
+from gaussvae.evaluation.gaussian_eval import GaussianEvaluation, evaluate, write_pictures
+from gaussvae.vae.checkpoints import load_model
 
 
 def main() -> None:
@@ -24,10 +24,10 @@ def main() -> None:
     model, stats, _ = load_model(args.model, device)
     evaluation = GaussianEvaluation(model, stats, read_gaussians(args.gaussians),
                                     read_images(args.images), device)
-    metrics = evaluate(evaluation, params.train.loss_weighting, params.evaluate)
-    write_json(args.metrics, metrics)
-    write_pictures(evaluation, metrics, params.evaluate, args.plots)
-    t, s = metrics["test"], metrics["samples"]
+    result = evaluate(evaluation, params.train.loss_weighting, params.evaluate)
+    write_json(args.metrics, result.metrics)
+    write_pictures(evaluation, result, params.evaluate, args.plots)
+    t, s = result.metrics["test"], result.metrics["samples"]
     print(f"test: loss xy {t['loss']['xy']:.3f} scale {t['loss']['scale']:.3f} rot "
           f"{t['loss']['rot']:.3f} feat {t['loss']['feat']:.3f} (axis error "
           f"{t['rot_error_deg']:.1f} deg); render PSNR {t['render']['psnr_vs_image']:.2f} dB "

@@ -2,7 +2,7 @@
 
 Single process by default; `torchrun --nproc_per_node=G stages/extract.py ...` spreads the
 images over G processes (one GPU each; `--nnodes` for several machines) and rank 0 writes the
-one file. With `--resume FOLDER` a killed run resumes from its finished chunks. See README.
+one file. With `--resume FOLDER` a killed run resumes from its finished chunks. See docs/gpu.md.
 """
 
 import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
@@ -12,14 +12,14 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from gaussvae.atomic import write_json
-from gaussvae.chunks import discard_chunks
-from gaussvae.cli import run_stage, stage_parser
-from gaussvae.device import resolve_device
-from gaussvae.distributed import setup_distributed
-from gaussvae.extract import CHUNK_IMAGES, extract, extract_metrics
-from gaussvae.params import load_params
-from gaussvae.store import read_images, write_gaussians
+from gaussvae.core.atomic import write_json
+from gaussvae.core.cli import run_stage, stage_parser
+from gaussvae.core.device import resolve_device
+from gaussvae.core.distributed import setup_distributed
+from gaussvae.core.params import load_params
+from gaussvae.core.store import read_images, write_gaussians
+from gaussvae.gaussians.chunks import discard_chunks
+from gaussvae.gaussians.extraction import CHUNK_IMAGES, extract, extract_metrics
 
 
 def main() -> None:

@@ -2,11 +2,11 @@
 
 import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
 
-from gaussvae.atomic import write_json
-from gaussvae.cli import run_stage, stage_parser
-from gaussvae.normalize import compute_stats
-from gaussvae.params import load_params
-from gaussvae.store import read_gaussians
+from gaussvae.core.atomic import write_json
+from gaussvae.core.cli import run_stage, stage_parser
+from gaussvae.core.params import load_params
+from gaussvae.core.store import read_gaussians
+from gaussvae.vae.normalization import compute_stats
 
 
 def main() -> None:

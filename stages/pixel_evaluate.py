@@ -3,13 +3,13 @@ scored as evaluate scores the Gaussian VAE."""
 
 import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
 
-from gaussvae.atomic import write_json
-from gaussvae.cli import run_stage, stage_parser
-from gaussvae.device import resolve_device
-from gaussvae.evaluate import PixelEvaluation, evaluate_pixel, write_pixel_pictures
-from gaussvae.params import load_params
-from gaussvae.pixel_ae import load_pixel_model
-from gaussvae.store import read_images
+from gaussvae.baselines.pixel_eval import PixelEvaluation, evaluate_pixel
+from gaussvae.baselines.pixel_vae import load_pixel_model
+from gaussvae.core.atomic import write_json
+from gaussvae.core.cli import run_stage, stage_parser
+from gaussvae.core.device import resolve_device
+from gaussvae.core.params import load_params
+from gaussvae.core.store import read_images
 
 
 def main() -> None:
@@ -21,9 +21,8 @@ def main() -> None:
     device = resolve_device(params.train.device)
     model, stats = load_pixel_model(args.model, device)
     evaluation = PixelEvaluation(model, stats, read_images(args.images), device)
-    metrics = evaluate_pixel(evaluation, params.evaluate)
+    metrics = evaluate_pixel(evaluation, params.evaluate, args.plots)
     write_json(args.metrics, metrics)
-    write_pixel_pictures(evaluation, params.evaluate, args.plots)
     t, s = metrics["test"], metrics["samples"]
     print(f"pixel baseline, test: render PSNR {t['render']['psnr_vs_image']:.2f} dB (8-bit "
           f"code {t['render_8bit']['psnr_vs_image']:.2f}); prior samples: Frechet distance "

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from gaussvae.cli import run_stage, stage_parser
-from gaussvae.device import resolve_device
-from gaussvae.distributed import setup_distributed
-from gaussvae.params import load_params
-from gaussvae.store import read_images
-from gaussvae.jobs import pixel_job
-from gaussvae.train import TrainPaths, train
+from gaussvae.baselines.pixel_job import pixel_job
+from gaussvae.core.cli import run_stage, stage_parser
+from gaussvae.core.device import resolve_device
+from gaussvae.core.distributed import setup_distributed
+from gaussvae.core.params import load_params
+from gaussvae.core.store import read_images
+from gaussvae.vae.trainer import TrainPaths, make_trainer
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
             bar.set_postfix(val_recon=f"{row['val_recon']:.3f}", beta=f"{row['beta']:.3g}")
             bar.refresh()
 
-        metrics = train(params, job, paths, dist, on_epoch)
+        metrics = make_trainer(params, job, dist).fit(paths, on_epoch)
     dist.close()
     if metrics:
         print(f"best epoch {metrics['best_epoch']}: val recon "

@@ -4,10 +4,10 @@ import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
 
 from tqdm import tqdm
 
-from gaussvae.cli import run_stage, stage_parser
-from gaussvae.params import load_params
-from gaussvae.prepare import prepare_images
-from gaussvae.store import write_images
+from gaussvae.core.cli import run_stage, stage_parser
+from gaussvae.core.params import load_params
+from gaussvae.core.store import write_images
+from gaussvae.images.prepare import prepare_images
 
 
 def main() -> None:

@@ -11,12 +11,12 @@ import io
 import numpy as np
 from tqdm import tqdm
 
-from gaussvae.atomic import atomic_path
-from gaussvae.cli import run_stage, stage_parser
-from gaussvae.ordering import grid_slots
-from gaussvae.params import load_params
-from gaussvae.store import read_gaussians
-from gaussvae.symmetry import symmetry_orders
+from gaussvae.core.atomic import atomic_path
+from gaussvae.core.cli import run_stage, stage_parser
+from gaussvae.core.params import load_params
+from gaussvae.core.store import read_gaussians
+from gaussvae.gaussians.slots import grid_slots
+from gaussvae.vae.symmetry import symmetry_orders
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Single process by default; `torchrun --nproc_per_node=G stages/train.py ...` trains with
 DistributedDataParallel on G GPUs (`--nnodes` for several machines); rank 0 writes every file
-(see README).
+(docs/gpu.md).
 """
 
 import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from gaussvae.atomic import read_json
-from gaussvae.cli import run_stage, stage_parser
-from gaussvae.device import resolve_device
-from gaussvae.normalize import NormStats
-from gaussvae.params import load_params
-from gaussvae.store import read_gaussians, read_images
-from gaussvae.distributed import setup_distributed
-from gaussvae.train import TrainPaths, train_gaussian_vae
+from gaussvae.core.atomic import read_json
+from gaussvae.core.cli import run_stage, stage_parser
+from gaussvae.core.device import resolve_device
+from gaussvae.core.distributed import setup_distributed
+from gaussvae.core.params import load_params
+from gaussvae.core.store import read_gaussians, read_images
+from gaussvae.vae.normalization import NormStats
+from gaussvae.vae.trainer import TrainPaths, train_gaussian_vae
 
 
 def main() -> None:
@@ -36,15 +36,15 @@ def main() -> None:
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args()
     params = load_params(args.params)
+    t = params.train
     data = read_gaussians(args.gaussians)  # whole file into memory once
     stats = NormStats.from_json(read_json(args.stats))
-    t = params.train
     images = read_images(args.images) if t.render_target == "image" else None
     orders = np.load(args.symmetries) if t.symmetries > 1 else None  # (n_train, K, N)
     paths = TrainPaths(Path(args.model), Path(args.checkpoint), Path(args.logdir),
                        Path(args.history), Path(args.metrics))
-    dist = setup_distributed(resolve_device(params.train.device))
-    with tqdm(total=params.train.epochs, desc=f"train on {dist.device}", unit="epoch",
+    dist = setup_distributed(resolve_device(t.device))
+    with tqdm(total=t.epochs, desc=f"train on {dist.device}", unit="epoch",
               disable=not dist.is_main) as bar:
 
         def on_epoch(epoch: int, row: dict) -> None:
@@ -52,9 +52,9 @@ def main() -> None:
             bar.set_postfix(val_recon=f"{row['val_recon']:.3f}", beta=f"{row['beta']:.3g}")
             bar.refresh()
 
-        metrics = train_gaussian_vae(params, data, stats, paths, dist.device, orders, images,
+        metrics = train_gaussian_vae(params, data, stats, paths, dist, orders, images,
                                      on_epoch)
-    dist.close()
+    dist.close()  # every rank waits here until rank 0 has written the files
     if metrics:
         best = metrics["best"]["val"]
         print(f"best epoch {metrics['best_epoch']}: val recon {best['recon']:.4f} "

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from gaussvae.params import Params, parse_params
-from gaussvae.prepare import prepare_images
-from gaussvae.store import ImageSet
+from gaussvae.core.params import Params, parse_params
+from gaussvae.core.store import ImageSet
+from gaussvae.images.prepare import prepare_images
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,10 +58,10 @@ def tiny_data(tmp_path_factory, tiny_images):
     Per test module, so a test that edits the set cannot leak into another module."""
     import torch
 
-    from gaussvae.atomic import write_json
-    from gaussvae.extract import extract
-    from gaussvae.normalize import compute_stats
-    from gaussvae.store import read_gaussians, write_gaussians
+    from gaussvae.core.atomic import write_json
+    from gaussvae.core.store import read_gaussians, write_gaussians
+    from gaussvae.gaussians.extraction import extract
+    from gaussvae.vae.normalization import compute_stats
 
     cfg = make_params(**{"extract.steps": 4}).extract
     data = extract(tiny_images, cfg, torch.device("cpu"))

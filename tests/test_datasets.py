@@ -1,10 +1,11 @@
 import numpy as np
 import torch
 
-from gaussvae.datasets import GaussianTrainingSet, PixelTrainingSet
-from gaussvae.normalize import compute_stats, normalize
-from gaussvae.ordering import grid_slots
-from gaussvae.symmetry import symmetry_orders, transform_gaussians, transform_images
+from gaussvae.baselines.pixel_job import PixelTrainingSet
+from gaussvae.gaussians.slots import grid_slots
+from gaussvae.vae.normalization import compute_stats, normalize
+from gaussvae.vae.symmetry import symmetry_orders, transform_gaussians, transform_images
+from gaussvae.vae.training_set import GaussianTrainingSet
 
 
 def test_gaussian_batches_are_the_fits_under_their_symmetry(tiny_data):
@@ -15,7 +16,7 @@ def test_gaussian_batches_are_the_fits_under_their_symmetry(tiny_data):
     targets = torch.rand(5, 32, 32, 3)
     dataset = GaussianTrainingSet(torch.from_numpy(fits), stats,
                                   torch.from_numpy(orders.astype(np.int64)), targets)
-    assert (dataset.examples, dataset.count) == (5, 8)
+    assert (dataset.examples, dataset.symmetries) == (5, 8)
     idx = torch.tensor([0, 8 * 2 + 3, 8 * 4 + 7])  # example 0 as is, 2 turned, 4 anti-transposed
     x, pixels = dataset.batch(idx)
     for row, (example, k) in enumerate([(0, 0), (2, 3), (4, 7)]):

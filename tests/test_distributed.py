@@ -13,11 +13,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from gaussvae.chunks import Chunk, ChunkStore
-from gaussvae.distributed import setup_distributed
-from gaussvae.errors import TrainingDiverged
-from gaussvae.extract import extract, run_key
-from gaussvae.train import TrainPaths, train_gaussian_vae
+from gaussvae.core.distributed import setup_distributed
+from gaussvae.core.errors import TrainingDiverged
+from gaussvae.gaussians.chunks import Chunk, ChunkStore
+from gaussvae.gaussians.extraction import extract, run_key
+from gaussvae.vae.trainer import TrainPaths, train_gaussian_vae
 from tests.conftest import make_params
 
 pytestmark = pytest.mark.slow
@@ -51,11 +51,13 @@ def _train_and_report(rank, port, world, params, data_per_rank, stats, folder):
     _join_group(rank, port, world)
     paths = TrainPaths(*(folder / f"{name}" for name in
                          ("model.pt", "ckpt.pt", "tb", "history.tsv", "train.json")))
+    dist = setup_distributed(torch.device("cpu"))
     try:
-        metrics = train_gaussian_vae(params, data_per_rank[rank], stats, paths, torch.device("cpu"))
+        metrics = train_gaussian_vae(params, data_per_rank[rank], stats, paths, dist)
         outcome = {"metrics": metrics}
     except TrainingDiverged as err:
         outcome = {"diverged": str(err)}
+    dist.close()
     (folder / f"rank{rank}.json").write_text(json.dumps(outcome))
 
 

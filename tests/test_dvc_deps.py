@@ -63,25 +63,43 @@ def _repo_path(dep: str, pipeline_dir: Path) -> str:
     return str((REPO / pipeline_dir / dep).resolve().relative_to(REPO))
 
 
-def stage_code(pipeline: dict, pipeline_dir: Path = Path()) -> dict[str, tuple[set, set]]:
-    """Per stage: (code it imports, code dvc.yaml lists in its deps), repository-relative."""
+def expand(dep: str) -> set[str]:
+    """A code dep as the files it covers: a module, or every module below a folder."""
+    path = REPO / dep
+    if path.is_dir():
+        return {str(p.relative_to(REPO)) for p in path.rglob("*.py")}
+    return {dep}
+
+
+def stage_code(pipeline: dict, pipeline_dir: Path = Path()
+               ) -> dict[str, tuple[set, dict[str, set]]]:
+    """Per stage: (code it imports, {code dep dvc.yaml lists: the files it covers}),
+    repository-relative."""
     out = {}
     for name, stage in pipeline["stages"].items():
         script = re.search(r"stages/\w+\.py", stage["cmd"])
         assert script, f"stage {name!r}: no stages/*.py in its cmd"
         deps = {_repo_path(d, pipeline_dir) for d in stage.get("deps", [])}
-        listed = {d for d in deps if d.startswith(CODE_DIRS)}
+        listed = {d: expand(d) for d in deps if d.startswith(CODE_DIRS)}
         out[name] = (import_closure(REPO / script.group(0)), listed)
     return out
 
 
 def problems(pipeline: dict, pipeline_dir: Path = Path()) -> list[str]:
+    """What is wrong with each stage's code deps: a module it imports that no dep covers, a
+    module dep it does not import, a folder dep with a module it does not import."""
     out = []
     for name, (imported, listed) in stage_code(pipeline, pipeline_dir).items():
+        covered = set().union(*listed.values()) if listed else set()
         out += [f"stage {name!r} imports {p} but dvc.yaml does not list it in its deps"
-                for p in sorted(imported - listed)]
-        out += [f"stage {name!r} lists {p} in its deps but does not import it"
-                for p in sorted(listed - imported)]
+                for p in sorted(imported - covered)]
+        for dep, files in sorted(listed.items()):
+            unused = sorted(files - imported)
+            if unused and (REPO / dep).is_dir():
+                out.append(f"stage {name!r} lists the folder {dep} in its deps but does not "
+                           f"import {', '.join(unused)}")
+            elif unused:
+                out.append(f"stage {name!r} lists {dep} in its deps but does not import it")
     return out
 
 
@@ -98,9 +116,31 @@ def test_removing_any_code_dep_is_noticed(path):
         for dep in [d for d in stage["deps"] if _repo_path(d, folder).startswith(CODE_DIRS)]:
             stage["deps"].remove(dep)
             assert problems(pipeline, folder) == [
-                f"stage {name!r} imports {_repo_path(dep, folder)} but dvc.yaml does not list it "
-                "in its deps"]
+                f"stage {name!r} imports {p} but dvc.yaml does not list it in its deps"
+                for p in sorted(expand(_repo_path(dep, folder)))]
             stage["deps"].append(dep)
+
+
+def test_a_folder_dep_must_be_read_whole():
+    """A folder dep re-runs its stage when any file in it changes, so it is right only when
+    the stage imports every module in it."""
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    pipeline["stages"]["prepare"]["deps"].append("src/gaussvae/vae")
+    assert [p for p in problems(pipeline) if "folder" in p] == [
+        "stage 'prepare' lists the folder src/gaussvae/vae in its deps but does not import "
+        + ", ".join(sorted(expand("src/gaussvae/vae")))]
+
+
+def test_editing_the_baselines_never_reruns_the_gaussian_pipeline():
+    """No stage of dvc.yaml imports the baselines' code (baselines/dvc.yaml's stages do)."""
+    main = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    baselines = expand("src/gaussvae/baselines")
+    for name, (imported, listed) in stage_code(main).items():
+        assert not imported & baselines, name
+        assert not set().union(*listed.values()) & baselines, name
+    pixel = stage_code(yaml.safe_load((REPO / "baselines/dvc.yaml").read_text()),
+                       Path("baselines"))
+    assert all(imported & baselines for imported, _ in pixel.values())
 
 
 def test_cheap_stages_do_not_load_torch():

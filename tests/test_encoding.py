@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from gaussvae.encoding import ENCODINGS, channels, decode, encode, types
-from gaussvae.fit import canonicalize
-from gaussvae.render import render
+from gaussvae.gaussians.fit import canonicalize
+from gaussvae.gaussians.render import render
+from gaussvae.vae.encoding import ENCODINGS, channels, decode, encode, types
 
 
 def _gaussians(n: int = 64, seed: int = 0) -> torch.Tensor:

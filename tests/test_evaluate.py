@@ -4,17 +4,24 @@ import numpy as np
 import pytest
 import torch
 
-from gaussvae.codecs import codec_metrics, encode_size_and_decode, within_budget
-from gaussvae.codes import Uniform8Bit, as_fp16
-from gaussvae.evaluate import GaussianEvaluation, evaluate, rotation_error_deg, write_pictures
-from gaussvae.extract import extract
-from gaussvae.layout import TYPES
-from gaussvae.loss import channel_mse, type_losses
-from gaussvae.model import load_model, reconstruct
-from gaussvae.normalize import compute_stats, denormalize, normalize
-from gaussvae.plots import image_grid, square_grid, type_loss_bars
-from gaussvae.scores import parameter_scores
-from gaussvae.train import TrainPaths, train_gaussian_vae
+from gaussvae.core.channels import TYPES
+from gaussvae.core.distributed import Dist
+from gaussvae.evaluation.code_storage import Uniform8Bit, as_fp16
+from gaussvae.evaluation.gaussian_eval import (
+    GaussianEvaluation,
+    evaluate,
+    rotation_error_deg,
+    write_pictures,
+)
+from gaussvae.evaluation.image_codecs import codec_metrics, encode_size_and_decode, within_budget
+from gaussvae.evaluation.pictures import image_grid, square_grid, type_loss_bars
+from gaussvae.gaussians.extraction import extract
+from gaussvae.vae.checkpoints import load_model
+from gaussvae.vae.loss import channel_mse, type_losses
+from gaussvae.vae.model import reconstruct
+from gaussvae.vae.normalization import compute_stats, denormalize, normalize
+from gaussvae.vae.scores import parameter_scores
+from gaussvae.vae.trainer import TrainPaths, train_gaussian_vae
 from tests.conftest import make_params
 
 
@@ -30,7 +37,7 @@ def _train(folder, data, encoding_name: str):
                           encoding_name=encoding_name)
     paths = TrainPaths(folder / "m.pt", folder / "c.pt", folder / "tb", folder / "h.tsv",
                        folder / "t.json")
-    train_gaussian_vae(params, data, stats, paths, torch.device("cpu"))
+    train_gaussian_vae(params, data, stats, paths, Dist())
     model, stats, _ = load_model(paths.model, torch.device("cpu"))
     return model, data, stats, params
 
@@ -51,7 +58,8 @@ def _flatten(d, prefix=""):
 def test_eval_metrics_have_every_key_are_finite_and_repeat(trained, tiny_images, tmp_path):
     model, data, stats, params = trained
     evaluation = GaussianEvaluation(model, stats, data, tiny_images, torch.device("cpu"))
-    m = evaluate(evaluation, "per_type", params.evaluate)
+    result = evaluate(evaluation, "per_type", params.evaluate)
+    m = result.metrics
     flat = dict(_flatten(m))
     for key in ("loss.xy", "loss.scale", "loss.rot", "loss.feat", "loss.total", "kl_nats",
                 "active_units", "std_ratio.xy", "std_ratio.rot", "std_ratio.feat",
@@ -65,8 +73,8 @@ def test_eval_metrics_have_every_key_are_finite_and_repeat(trained, tiny_images,
     assert flat["test.fit.psnr_vs_image"] > 15
     again = evaluate(GaussianEvaluation(model, stats, data, tiny_images, torch.device("cpu")),
                      "per_type", params.evaluate)
-    assert again == m
-    write_pictures(evaluation, m, params.evaluate, tmp_path)
+    assert again.metrics == m
+    write_pictures(evaluation, result, params.evaluate, tmp_path)
     for name in ("reconstructions", "prior_samples", "interpolation", "type_losses"):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -76,7 +84,7 @@ def test_the_code_is_scored_as_stored(trained, tiny_images):
     # the 8-bit code more.
     model, data, stats, _ = trained
     evaluation = GaussianEvaluation(model, stats, data, tiny_images, torch.device("cpu"))
-    x = evaluation.normalized("test")
+    x = normalize(torch.from_numpy(data.gaussians[data.select("test")]), stats)
     pred32, mu, _ = reconstruct(model, x)
     pred16, _, _ = reconstruct(model, x, code=as_fp16)
     pred8, _, _ = reconstruct(model, x, code=evaluation.quantizer)
@@ -146,7 +154,7 @@ def test_ellipse_model_is_scored_in_stored_channels(tmp_path, tiny_fits, tiny_im
     model, data, stats, _ = _train(tmp_path, tiny_fits, "ellipse")
     assert stats.encoding == "ellipse"
     evaluation = GaussianEvaluation(model, stats, data, tiny_images, torch.device("cpu"))
-    m = evaluation.split_metrics("test", "per_type")
+    m = evaluation.split_metrics(evaluation.run_split("test"), "per_type")
     fitted = torch.from_numpy(data.gaussians[data.select("test")])
     pred, _, _ = reconstruct(model, normalize(fitted, stats), code=as_fp16)
     decoded = denormalize(pred, stats)

@@ -13,9 +13,9 @@ import pytest
 import torch
 import yaml
 
-from gaussvae.chunks import Chunk, ChunkStore, discard_chunks
-from gaussvae.extract import _fit_chunks, chunk_ranges, extract, run_key
-from gaussvae.store import write_gaussians, write_images
+from gaussvae.core.store import write_gaussians, write_images
+from gaussvae.gaussians.chunks import Chunk, ChunkStore, discard_chunks
+from gaussvae.gaussians.extraction import _fit_chunks, chunk_ranges, extract, run_key
 from tests.conftest import REPO, make_params, tiny_raw_params
 
 # Slow enough per batch (many steps, no early plateau stop) for a kill to land mid-run.

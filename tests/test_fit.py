@@ -2,10 +2,10 @@ import math
 
 import torch
 
-from gaussvae.fit import canonicalize, fit_images, init_gaussians
-from gaussvae.layout import wrap_rotation
-from gaussvae.ordering import grid_slots
-from gaussvae.render import psnr, render
+from gaussvae.core.channels import wrap_rotation
+from gaussvae.gaussians.fit import canonicalize, fit_images, init_gaussians
+from gaussvae.gaussians.render import psnr, render
+from gaussvae.gaussians.slots import grid_slots
 from tests.conftest import make_params
 
 

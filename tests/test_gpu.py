@@ -2,7 +2,7 @@
 stays finite and resumes after SIGKILL; torchrun on one GPU (NCCL) for extract and train.
 
 Skipped without CUDA. `python bench/gpu_check.py` runs them (`pytest -m gpu`) on a GPU machine.
-CUDA is not bit-exact (atomic adds, cuDNN; README, "Determinism"), so results are compared with
+CUDA is not bit-exact (atomic adds, cuDNN; docs/gpu.md, "Determinism"), so results are compared with
 tolerances here, never bytes.
 """
 
@@ -17,13 +17,14 @@ import pytest
 import torch
 import yaml
 
-from gaussvae.atomic import write_json
-from gaussvae.extract import extract
-from gaussvae.normalize import compute_stats
-from gaussvae.reference_render import render_autograd
-from gaussvae.render import render
-from gaussvae.store import read_gaussians, write_images
-from gaussvae.train import TrainPaths, train_gaussian_vae
+from gaussvae.core.atomic import write_json
+from gaussvae.core.distributed import Dist
+from gaussvae.core.store import read_gaussians, write_images
+from gaussvae.gaussians.dense_render import render_autograd
+from gaussvae.gaussians.extraction import extract
+from gaussvae.gaussians.render import render
+from gaussvae.vae.normalization import compute_stats
+from gaussvae.vae.trainer import TrainPaths, train_gaussian_vae
 from tests.conftest import REPO, make_params, tiny_raw_params
 from tests.test_render import _random_gaussians
 from tests.test_train import _kill_when, _stage_cmd
@@ -76,11 +77,11 @@ def test_amp_training_stays_finite_and_checkpoints_the_scaler(tmp_path, tiny_dat
     paths = TrainPaths(tmp_path / "model.pt", tmp_path / "ckpt.pt", tmp_path / "tb",
                        tmp_path / "history.tsv", tmp_path / "train.json")
     params = make_params(**{"train.epochs": 4, "train.device": "cuda"})
-    metrics = train_gaussian_vae(params, data, stats, paths, CUDA)
+    metrics = train_gaussian_vae(params, data, stats, paths, Dist(device=CUDA))
     assert metrics["epochs_run"] == 4
     _, rows = _history(paths.history)
     assert len(rows) == 4 and np.isfinite(rows).all()
-    scaler = torch.load(paths.checkpoint, weights_only=False)["scaler"]
+    scaler = torch.load(paths.checkpoint, weights_only=True)["scaler"]
     assert scaler["scale"] > 0  # the mixed-precision scaler's state, for an exact resume
 
 

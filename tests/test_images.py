@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gaussvae.errors import ImageSourceError
-from gaussvae.images import load_folder
-from gaussvae.prepare import folder_splits, prepare_images
-from gaussvae.store import SPLITS
+from gaussvae.core.errors import ImageSourceError
+from gaussvae.core.store import SPLITS
+from gaussvae.images.folder import load_folder
+from gaussvae.images.prepare import folder_splits, prepare_images
 from tests.conftest import make_params
 
 

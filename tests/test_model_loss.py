@@ -1,20 +1,20 @@
 import pytest
 import torch
 
-from gaussvae.layout import TYPES
-from gaussvae.loss import Objective, beta_at, channel_mse, reconstruction, type_losses
-from gaussvae.model import (
+from gaussvae.core.channels import TYPES
+from gaussvae.core.params import GRID_ARCHS, Arch, allowed, load_params
+from gaussvae.gaussians.slots import grid_cells
+from gaussvae.vae.loss import Objective, beta_at, channel_mse, reconstruction, type_losses
+from gaussvae.vae.model import (
     MODELS,
     DiagonalGaussian,
-    GaussianVAE,
     GridVAE,
+    SequenceVAE,
     SlotGrid,
     VAEConfig,
     build_model,
     count_parameters,
 )
-from gaussvae.ordering import grid_cells
-from gaussvae.params import GRID_ARCHS, Arch, allowed, load_params
 from tests.conftest import REPO
 
 
@@ -38,7 +38,7 @@ def test_shapes_and_mode_is_deterministic(arch):
 
 def test_encoder_keeps_positions_no_global_pooling():
     # Moving one Gaussian's features to another index must change the code.
-    model = GaussianVAE(_cfg()).eval()
+    model = SequenceVAE(_cfg()).eval()
     x = torch.zeros(1, 64, 8)
     x[0, 3] = 1.0
     y = torch.zeros(1, 64, 8)
@@ -77,7 +77,7 @@ def test_original_conv1d_parameter_count_matches_the_original_scale():
     original = params.model_copy(update={"train": params.train.model_copy(update={
         "arch": "conv1d", "encoder_filters": [32, 64, 128], "decoder_filters": [64, 32, 16],
         "bottleneck_channels": 16})})  # as docs/experiments.sh spells out the original
-    model = GaussianVAE(VAEConfig.from_params(original, params.extract.num_gaussians))
+    model = SequenceVAE(VAEConfig.from_params(original, params.extract.num_gaussians))
     assert 1.4e6 < count_parameters(model) < 1.9e6  # the original GaussVAE: about 1.6M at 256
 
 
@@ -135,7 +135,7 @@ def test_every_allowed_architecture_has_a_model():
 
 
 def test_logvar_is_clamped():
-    model = GaussianVAE(_cfg(logvar_min=-1.0, logvar_max=1.0))
+    model = SequenceVAE(_cfg(logvar_min=-1.0, logvar_max=1.0))
     post = model.encode(torch.randn(4, 64, 8) * 1e4)
     assert post.logvar.min() >= -1.0 and post.logvar.max() <= 1.0
 
@@ -177,7 +177,7 @@ def test_beta_warms_up_linearly_and_kl_is_scaled_per_element():
 
 
 def test_per_type_weighting_follows_the_encoding_the_model_sees():
-    from gaussvae.encoding import ELLIPSE_TYPES
+    from gaussvae.vae.encoding import ELLIPSE_TYPES
 
     per_channel = torch.tensor([1.0, 2.0, 3.0, 5.0, 7.0, 1.0, 2.0, 6.0])
     # ellipse: xy (2), scale = log_size (1), rot = the ellipse vector (2), feat (3)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from gaussvae.ordering import grid_order, grid_slots, morton_order, order_gaussians
+from gaussvae.gaussians.slots import grid_order, grid_slots, morton_order, order_gaussians
 
 
 def test_grid_slots_cover_the_unit_square_evenly():

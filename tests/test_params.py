@@ -3,8 +3,8 @@ import copy
 import pytest
 import yaml
 
-from gaussvae.errors import ParamsError
-from gaussvae.params import load_params, parse_params
+from gaussvae.core.errors import ParamsError
+from gaussvae.core.params import load_params, parse_params
 from tests.conftest import REPO, tiny_raw_params
 
 
@@ -75,3 +75,18 @@ def test_ints_are_accepted_where_floats_are_expected():
 def test_missing_file_is_a_params_error(tmp_path):
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_every_allowed_value_has_one_implementation():
+    """params.py names the allowed values once; each module that implements them keys its
+    implementations by the same names, so a value added to one list and not the other fails."""
+    from gaussvae.core.params import Arch, Encoding, Ordering, Weighting, allowed
+    from gaussvae.gaussians.slots import ORDERINGS
+    from gaussvae.vae.encoding import ENCODINGS
+    from gaussvae.vae.loss import WEIGHTINGS
+    from gaussvae.vae.model import MODELS
+
+    assert set(ORDERINGS) == set(allowed(Ordering))
+    assert set(WEIGHTINGS) == set(allowed(Weighting))
+    assert set(MODELS) == set(allowed(Arch))
+    assert allowed(Encoding) == ENCODINGS

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from gaussvae.fit import fit_images
-from gaussvae.ordering import grid_slots
-from gaussvae.params import load_params
-from gaussvae.reference_render import render_autograd, render_dense
-from gaussvae.render import psnr, render
-from gaussvae.synth import generate_image
+from gaussvae.core.params import load_params
+from gaussvae.gaussians.dense_render import render_autograd, render_dense
+from gaussvae.gaussians.fit import fit_images
+from gaussvae.gaussians.render import psnr, render
+from gaussvae.gaussians.slots import grid_slots
+from gaussvae.images.synth import generate_image
 from tests.conftest import REPO
 
 
@@ -103,7 +103,7 @@ def _covering_gaussians(size: int, sigma_px: tuple[float, float], seed: int) -> 
 @pytest.mark.parametrize("window", [9, 11])
 def test_window_covering_three_sigma_draws_the_dense_image(window):
     # At the largest sigma the window allows (window / 6 px), on the border too, the windowed
-    # render is the dense (README formula) render to within a fraction of a grey level.
+    # render is the dense (docs/gaussians.md formula) render to within a fraction of a grey level.
     size = 32
     max_sigma = window / 6
     for sigma in [(max_sigma, max_sigma), (max_sigma / 2, max_sigma)]:

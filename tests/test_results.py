@@ -7,7 +7,16 @@ import shlex
 
 import pytest
 
-from gaussvae.results import changes, chosen_table, group_runs, iter_runs, main, val_table, versus
+from gaussvae.core.errors import UserError
+from gaussvae.evaluation.study_tables import (
+    changes,
+    chosen_table,
+    group_runs,
+    iter_runs,
+    main,
+    val_table,
+    versus,
+)
 from tests.conftest import REPO
 
 
@@ -58,7 +67,7 @@ def test_a_knob_newer_than_the_reference_is_a_change_only_when_set():
 def test_a_row_whose_runs_differ_beyond_the_seed_is_refused():
     tree = _tree()
     tree[1]["experiments"][0]["revs"].append(_run("default-s2", 2, 0.5, 20.0, 19.0))
-    with pytest.raises(ValueError, match="row 'default'"):
+    with pytest.raises(UserError, match="row 'default'"):
         group_runs(iter_runs(tree))
 
 

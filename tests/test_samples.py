@@ -1,8 +1,8 @@
 import numpy as np
 from scipy import ndimage
 
-from gaussvae.samples import FEATURES, image_features, sample_statistics
-from gaussvae.synth import generate_image
+from gaussvae.evaluation.sample_statistics import FEATURES, image_features, sample_statistics
+from gaussvae.images.synth import generate_image
 
 
 def _images(seed: int, n: int = 64) -> np.ndarray:

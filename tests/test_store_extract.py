@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from gaussvae.extract import extract, extract_metrics
-from gaussvae.normalize import compute_stats, denormalize, normalize
-from gaussvae.store import read_gaussians, read_images, write_gaussians, write_images
+from gaussvae.core.store import read_gaussians, read_images, write_gaussians, write_images
+from gaussvae.gaussians.extraction import extract, extract_metrics
+from gaussvae.vae.normalization import compute_stats, denormalize, normalize
 from tests.conftest import make_params
 
 
@@ -59,7 +59,7 @@ def test_extract_metrics_report_each_split(tiny_images):
 def test_a_file_of_another_schema_is_a_one_line_error(tmp_path, tiny_images):
     import h5py
 
-    from gaussvae.errors import StaleFileError
+    from gaussvae.core.errors import StaleFileError
 
     data = extract(tiny_images, make_params(**{"extract.steps": 1}).extract, torch.device("cpu"))
     write_gaussians(tmp_path / "g.h5", data)
@@ -96,7 +96,7 @@ def test_per_position_stats_make_each_index_zero_mean(rng):
     assert torch.allclose(denormalize(z, per_position), x, atol=1e-5)
     # Per channel, x's spread is the slots'; per position it is the jitter around each slot.
     assert float(per_channel.std[0]) > 0.2 and float(per_position.std[:, 0].max()) < 0.02
-    from gaussvae.normalize import NormStats
+    from gaussvae.vae.normalization import NormStats
 
     back = NormStats.from_json(per_position.to_json())
     assert np.array_equal(back.mean, per_position.mean)
@@ -105,7 +105,7 @@ def test_per_position_stats_make_each_index_zero_mean(rng):
 def test_ellipse_stats_round_trip_and_keep_stored_statistics(tiny_images):
     data = extract(tiny_images, make_params(**{"extract.steps": 2}).extract, torch.device("cpu"))
     g = data.gaussians
-    from gaussvae.normalize import NormStats
+    from gaussvae.vae.normalization import NormStats
 
     stats = compute_stats(g, 1e-6, encoding_name="ellipse")
     x = torch.from_numpy(g)

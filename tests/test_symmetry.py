@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from gaussvae.extract import extract
-from gaussvae.ordering import grid_slots
-from gaussvae.reference_render import render_dense
-from gaussvae.render import render
-from gaussvae.symmetry import (
+from gaussvae.gaussians.dense_render import render_dense
+from gaussvae.gaussians.extraction import extract
+from gaussvae.gaussians.render import render
+from gaussvae.gaussians.slots import grid_slots
+from gaussvae.vae.symmetry import (
     COUNT,
     MATRICES,
     symmetry_orders,

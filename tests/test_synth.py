@@ -1,6 +1,6 @@
 import numpy as np
 
-from gaussvae.synth import generate_image
+from gaussvae.images.synth import generate_image
 
 
 def test_generator_is_deterministic_per_seed_and_index():

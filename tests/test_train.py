@@ -13,11 +13,21 @@ import pytest
 import torch
 import yaml
 
-from gaussvae.distributed import Dist
-from gaussvae.errors import TrainingDiverged
-from gaussvae.model import VAEConfig, build_model, load_model
-from gaussvae.train import TrainPaths, _resume, epoch_order, save_torch, train_gaussian_vae
+from gaussvae.core.distributed import Dist
+from gaussvae.core.errors import TrainingDiverged
+from gaussvae.vae.checkpoints import load_model, save_torch
+from gaussvae.vae.job import gaussian_job
+from gaussvae.vae.model import VAEConfig, build_model
+from gaussvae.vae.trainer import (
+    TrainPaths,
+    epoch_order,
+    make_trainer,
+    seed_noise,
+    train_gaussian_vae,
+)
 from tests.conftest import REPO, make_params, tiny_raw_params
+
+CPU = torch.device("cpu")
 
 
 def _paths(folder):
@@ -31,14 +41,14 @@ def test_training_writes_everything_and_is_deterministic(tmp_path, tiny_data):
     runs = []
     for name in ("a", "b"):
         paths = _paths(tmp_path / name)
-        runs.append(train_gaussian_vae(params, data, stats, paths, torch.device("cpu")))
+        runs.append(train_gaussian_vae(params, data, stats, paths, Dist()))
     assert runs[0] == runs[1]
     # byte-identical model files, so DVC sees an unchanged output after an identical rerun
     model_bytes = [(tmp_path / name / "model.pt").read_bytes() for name in ("a", "b")]
     assert model_bytes[0] == model_bytes[1]
     paths = _paths(tmp_path / "a")
     assert paths.model.exists() and paths.checkpoint.exists()
-    assert "scaler" in torch.load(paths.checkpoint, weights_only=False)  # {} without AMP
+    assert "scaler" in torch.load(paths.checkpoint, weights_only=True)  # {} without AMP
     assert any(p.name.startswith("events.out.tfevents") for p in paths.log_dir.iterdir())
     header, *rows = paths.history.read_text().splitlines()
     assert header.split("\t")[:2] == ["epoch", "beta"] and len(rows) == 3
@@ -55,7 +65,7 @@ def test_palette_model_keeps_its_colour_statistics_in_its_file(tmp_path, tiny_da
     _, data, stats = tiny_data
     params = make_params(**{"train.epochs": 1, "train.palette_colours": 4})
     paths = _paths(tmp_path)
-    train_gaussian_vae(params, data, stats, paths, torch.device("cpu"))
+    train_gaussian_vae(params, data, stats, paths, Dist())
     model, _, blob = load_model(paths.model, torch.device("cpu"))
     assert blob["model_config"]["palette_colours"] == 4
     feat_mean = torch.as_tensor(stats.mean)[..., 5:].expand_as(model.palette.feat_mean)
@@ -69,6 +79,7 @@ def test_palette_model_keeps_its_colour_statistics_in_its_file(tmp_path, tiny_da
 def test_ranks_share_one_shuffle_and_draw_their_own_noise():
     def order_and_noise(epoch, rank):
         order = epoch_order(21, seed=3, epoch=epoch, rank=rank, world=2)
+        seed_noise(3, epoch, rank)
         return order, torch.randn(4)
 
     (order0, noise0), (order1, noise1) = order_and_noise(5, 0), order_and_noise(5, 1)
@@ -87,34 +98,32 @@ def test_resume_restores_the_gradient_scaler(tmp_path, tiny_data):
     without them, the first steps after a resume would be scaled differently."""
     _, data, stats = tiny_data
     params, paths = make_params(), _paths(tmp_path)
-    train_gaussian_vae(params, data, stats, paths, torch.device("cpu"))
-    ckpt = torch.load(paths.checkpoint, weights_only=False)
+    train_gaussian_vae(params, data, stats, paths, Dist())
+    ckpt = torch.load(paths.checkpoint, weights_only=True)
     ckpt["finished"] = False
     ckpt["scaler"] = {"scale": 1024.0, "growth_factor": 2.0, "backoff_factor": 0.5,
                       "growth_interval": 2000, "_growth_tracker": 7}
     save_torch(paths.checkpoint, ckpt)
-    model = build_model(VAEConfig.from_dict(ckpt["model_config"]))
-    optimizer = torch.optim.Adam(model.parameters())
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
-    scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
-    state = _resume(paths.checkpoint, ckpt["config_hash"], model, optimizer, scheduler, scaler,
-                    Dist())
+    trainer = make_trainer(params, gaussian_job(params, data, stats, None, None, CPU), Dist())
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
+    assert trainer.config_hash() == ckpt["config_hash"]
+    state = trainer.resume(paths.checkpoint, ckpt["config_hash"])
     assert state.epoch == 2
-    assert scaler.get_scale() == 1024.0 and scaler._get_growth_tracker() == 7
+    assert trainer.scaler.get_scale() == 1024.0 and trainer.scaler._get_growth_tracker() == 7
 
 
 def test_max_beta_changes_the_model(tmp_path, tiny_data):
     _, data, stats = tiny_data
     a = train_gaussian_vae(make_params(**{"max_beta": 0.0}), data, stats, _paths(tmp_path / "a"),
-              torch.device("cpu"))
+              Dist())
     b = train_gaussian_vae(make_params(**{"max_beta": 50.0}), data, stats, _paths(tmp_path / "b"),
-              torch.device("cpu"))
+              Dist())
     assert a["best"]["val"] != b["best"]["val"]
 
 
 def test_render_loss_trains_and_changes_the_model(tmp_path, tiny_data):
     _, data, stats = tiny_data
-    cpu = torch.device("cpu")
+    cpu = Dist()
     plain = train_gaussian_vae(make_params(), data, stats, _paths(tmp_path / "a"), cpu)
     with_render = train_gaussian_vae(make_params(**{"train.render_loss_weight": 10.0}), data,
                                      stats, _paths(tmp_path / "b"), cpu)
@@ -126,7 +135,7 @@ def test_grid_architecture_trains_saves_and_reloads(tmp_path, tiny_data):
     _, data, stats = tiny_data
     paths = _paths(tmp_path)
     metrics = train_gaussian_vae(make_params(**{"train.arch": "conv2d_grid"}), data, stats, paths,
-                    torch.device("cpu"))
+                    Dist())
     assert np.isfinite(metrics["best"]["val"]["recon"])
     model, _, _ = load_model(paths.model, torch.device("cpu"))
     assert type(model).__name__ == "GridVAE"
@@ -138,7 +147,7 @@ def test_nan_loss_stops_with_epoch_and_step(tmp_path, tiny_data):
     data.gaussians[data.select("train")[0], 0, 0] = np.nan
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+"):
         train_gaussian_vae(make_params(**{"train.batch_size": 64}), data, stats, _paths(tmp_path),
-              torch.device("cpu"))
+              Dist())
 
 
 def _stage_cmd(folder, params_file):
@@ -171,13 +180,13 @@ def _kill_when(proc, ckpt, min_epoch, kill):
     holds afterwards."""
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if ckpt.exists() and torch.load(ckpt, weights_only=False)["epoch"] >= min_epoch:
+        if ckpt.exists() and torch.load(ckpt, weights_only=True)["epoch"] >= min_epoch:
             kill()
             break
         time.sleep(0.005)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
-    return torch.load(ckpt, weights_only=False)["epoch"]
+    return torch.load(ckpt, weights_only=True)["epoch"]
 
 
 def test_killed_training_resumes_to_the_same_metrics(tmp_path, tiny_data):
@@ -254,7 +263,7 @@ def test_kept_model_was_trained_at_max_beta(tmp_path, tiny_data):
     _, data, stats = tiny_data
     params = make_params(**{"train.epochs": 5, "train.beta_warmup_epochs": 3,
                             "max_beta": 5000.0, "train.early_stopping_patience": 10})
-    metrics = train_gaussian_vae(params, data, stats, _paths(tmp_path), torch.device("cpu"))
+    metrics = train_gaussian_vae(params, data, stats, _paths(tmp_path), Dist())
     history = _history(tmp_path / "history.tsv")
     assert metrics["best_epoch"] >= 4 and metrics["best_epoch_beta"] == 5000.0
     assert history[metrics["best_epoch"] - 1]["beta"] == 5000.0
@@ -266,7 +275,7 @@ def test_a_budget_inside_the_warm_up_says_so(tmp_path, tiny_data, caplog):
     _, data, stats = tiny_data
     params = make_params(**{"train.epochs": 2, "train.beta_warmup_epochs": 5})
     with caplog.at_level("WARNING"):
-        metrics = train_gaussian_vae(params, data, stats, _paths(tmp_path), torch.device("cpu"))
+        metrics = train_gaussian_vae(params, data, stats, _paths(tmp_path), Dist())
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "ends before the beta warm-up completes" in warnings[0]
     assert metrics["best_epoch"] == 2 and metrics["best_epoch_beta"] < params.max_beta
