@@ -8,7 +8,7 @@ from gaussvae.core.device import resolve_device
 from gaussvae.core.params import load_params
 from gaussvae.core.store import read_gaussians, read_images
 from gaussvae.evaluation.gaussian_eval import GaussianEvaluation, evaluate, write_pictures
-from gaussvae.vae.checkpoints import load_model
+from gaussvae.vae.model_file import load_model
 
 
 def main() -> None:

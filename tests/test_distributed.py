@@ -50,7 +50,7 @@ def _train_and_report(rank, port, world, params, data_per_rank, stats, folder):
     """train_gaussian_vae() on this rank's data; writes what happened to folder/rank<r>.json."""
     _join_group(rank, port, world)
     paths = TrainPaths(*(folder / f"{name}" for name in
-                         ("model.pt", "ckpt.pt", "tb", "history.tsv", "train.json")))
+                         ("model.safetensors", "ckpt.pt", "tb", "history.tsv", "train.json")))
     dist = setup_distributed(torch.device("cpu"))
     try:
         metrics = train_gaussian_vae(params, data_per_rank[rank], stats, paths, dist)

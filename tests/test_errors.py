@@ -13,8 +13,8 @@ from gaussvae.core.atomic import read_json
 from gaussvae.core.device import resolve_device
 from gaussvae.core.errors import StaleFileError, UserError
 from gaussvae.core.store import read_gaussians
-from gaussvae.vae.checkpoints import load_model, save_model_file
 from gaussvae.vae.model import VAEConfig, build_model
+from gaussvae.vae.model_file import load_model, save_model_file
 from gaussvae.vae.normalization import NormStats
 from tests.conftest import REPO, make_params
 
@@ -67,7 +67,8 @@ def _model_file(path, params):
     stats = {"encoding": "raw", "channels": [], "types": {}, "mean": [0.0] * 8,
              "std": [1.0] * 8, "raw_channels": ["x", "y", "scale_x", "scale_y", "rot", "r", "g",
                                                  "b"], "raw_mean": [0.0] * 8, "raw_std": [1.0] * 8}
-    save_model_file(path, config.to_dict(), model.state_dict(), stats, params.model_dump())
+    save_model_file(path, "gaussian_vae", config.to_dict(), model.state_dict(), stats,
+                    params.model_dump())
     return model
 
 
@@ -92,17 +93,17 @@ def test_a_crafted_model_file_is_refused_and_runs_nothing(tmp_path):
 
 def test_truncated_and_foreign_model_files_are_one_line(tmp_path):
     params = make_params()
-    good = tmp_path / "model.pt"
+    good = tmp_path / "model.safetensors"
     model = _model_file(good, params)
     loaded, _, _ = load_model(good, torch.device("cpu"))
     z = torch.zeros(1, params.latent_dim)
     assert torch.equal(loaded.decode(z), model.eval().decode(z))
-    truncated = tmp_path / "truncated.pt"
+    truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(good.read_bytes()[:1000])
     with pytest.raises(StaleFileError) as err:
         load_model(truncated, torch.device("cpu"))
     assert str(truncated) in _one_line(err.value)
-    with pytest.raises(StaleFileError, match="another kind") as err:
+    with pytest.raises(StaleFileError, match="holds the Gaussian VAE's model") as err:
         load_pixel_model(good, torch.device("cpu"))
     _one_line(err.value)
     np.save(tmp_path / "array.npy", np.zeros(3))

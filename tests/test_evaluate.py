@@ -16,9 +16,9 @@ from gaussvae.evaluation.gaussian_eval import (
 from gaussvae.evaluation.image_codecs import codec_metrics, encode_size_and_decode, within_budget
 from gaussvae.evaluation.pictures import image_grid, square_grid, type_loss_bars
 from gaussvae.gaussians.extraction import extract
-from gaussvae.vae.checkpoints import load_model
 from gaussvae.vae.loss import channel_mse, type_losses
 from gaussvae.vae.model import reconstruct
+from gaussvae.vae.model_file import load_model
 from gaussvae.vae.normalization import compute_stats, denormalize, normalize
 from gaussvae.vae.scores import parameter_scores
 from gaussvae.vae.trainer import TrainPaths, train_gaussian_vae
@@ -35,7 +35,7 @@ def _train(folder, data, encoding_name: str):
                             "normalize.encoding": encoding_name})
     stats = compute_stats(data.gaussians[data.select("train")], 1e-6,
                           encoding_name=encoding_name)
-    paths = TrainPaths(folder / "m.pt", folder / "c.pt", folder / "tb", folder / "h.tsv",
+    paths = TrainPaths(folder / "m.safetensors", folder / "c.pt", folder / "tb", folder / "h.tsv",
                        folder / "t.json")
     train_gaussian_vae(params, data, stats, paths, Dist())
     model, stats, _ = load_model(paths.model, torch.device("cpu"))

@@ -74,7 +74,7 @@ def test_fit_on_cuda_reaches_the_cpu_psnr(tiny_images):
 
 def test_amp_training_stays_finite_and_checkpoints_the_scaler(tmp_path, tiny_data):
     _, data, stats = tiny_data
-    paths = TrainPaths(tmp_path / "model.pt", tmp_path / "ckpt.pt", tmp_path / "tb",
+    paths = TrainPaths(tmp_path / "model.safetensors", tmp_path / "ckpt.pt", tmp_path / "tb",
                        tmp_path / "history.tsv", tmp_path / "train.json")
     params = make_params(**{"train.epochs": 4, "train.device": "cuda"})
     metrics = train_gaussian_vae(params, data, stats, paths, Dist(device=CUDA))

@@ -5,7 +5,7 @@ import ast
 
 from tests.conftest import REPO
 
-ORDER = ("core", "images", "gaussians", "vae", "evaluation", "baselines")
+ORDER = ("core", "images", "gaussians", "vae", "evaluation", "baselines", "app")
 
 
 def _imports(path):

@@ -52,7 +52,7 @@ def test_repro_then_experiment_then_metrics_diff(repo):
     _run(["dvc", "repro"], work, env)
     _run(["dvc", "repro", "baselines/dvc.yaml"], work, env)
     for out in ("data/images.h5", "data/gaussians.h5", "data/norm_stats.json",
-                "data/train/model.pt", "metrics/train.json", "metrics/eval.json",
+                "data/train/model.safetensors", "metrics/train.json", "metrics/eval.json",
                 "metrics/extract.json", "metrics/codecs.json", "metrics/plots/reconstructions.png",
                 "metrics/plots/prior_samples.png", "metrics/plots/type_losses.png",
                 "metrics/plots/interpolation.png", "baselines/metrics/eval.json",

@@ -15,9 +15,10 @@ import yaml
 
 from gaussvae.core.distributed import Dist
 from gaussvae.core.errors import TrainingDiverged
-from gaussvae.vae.checkpoints import load_model, save_torch
+from gaussvae.vae.checkpoints import save_torch
 from gaussvae.vae.job import gaussian_job
 from gaussvae.vae.model import VAEConfig, build_model
+from gaussvae.vae.model_file import load_model
 from gaussvae.vae.trainer import (
     TrainPaths,
     epoch_order,
@@ -31,7 +32,7 @@ CPU = torch.device("cpu")
 
 
 def _paths(folder):
-    return TrainPaths(folder / "model.pt", folder / "ckpt.pt", folder / "tb",
+    return TrainPaths(folder / "model.safetensors", folder / "ckpt.pt", folder / "tb",
                       folder / "history.tsv", folder / "train.json")
 
 
@@ -44,7 +45,7 @@ def test_training_writes_everything_and_is_deterministic(tmp_path, tiny_data):
         runs.append(train_gaussian_vae(params, data, stats, paths, Dist()))
     assert runs[0] == runs[1]
     # byte-identical model files, so DVC sees an unchanged output after an identical rerun
-    model_bytes = [(tmp_path / name / "model.pt").read_bytes() for name in ("a", "b")]
+    model_bytes = [(tmp_path / name / "model.safetensors").read_bytes() for name in ("a", "b")]
     assert model_bytes[0] == model_bytes[1]
     paths = _paths(tmp_path / "a")
     assert paths.model.exists() and paths.checkpoint.exists()
@@ -66,13 +67,13 @@ def test_palette_model_keeps_its_colour_statistics_in_its_file(tmp_path, tiny_da
     params = make_params(**{"train.epochs": 1, "train.palette_colours": 4})
     paths = _paths(tmp_path)
     train_gaussian_vae(params, data, stats, paths, Dist())
-    model, _, blob = load_model(paths.model, torch.device("cpu"))
-    assert blob["model_config"]["palette_colours"] == 4
+    model, _, file = load_model(paths.model, torch.device("cpu"))
+    assert file.model_config["palette_colours"] == 4
     feat_mean = torch.as_tensor(stats.mean)[..., 5:].expand_as(model.palette.feat_mean)
     assert torch.equal(model.palette.feat_mean, feat_mean)
     z = torch.randn(2, params.latent_dim)
-    rebuilt = build_model(VAEConfig.from_dict(blob["model_config"]), stats).eval()
-    rebuilt.load_state_dict(blob["state_dict"])
+    rebuilt = build_model(VAEConfig.from_dict(file.model_config), stats).eval()
+    rebuilt.load_state_dict(file.state_dict)
     assert torch.equal(model.decode(z), rebuilt.decode(z))
 
 
@@ -153,7 +154,7 @@ def test_nan_loss_stops_with_epoch_and_step(tmp_path, tiny_data):
 def _stage_cmd(folder, params_file):
     return [sys.executable, str(REPO / "stages" / "train.py"), "--params", str(params_file),
             "--gaussians", str(folder / "g.h5"), "--stats", str(folder / "stats.json"),
-            "--model", "model.pt", "--checkpoint", "ckpt.pt", "--logdir", "tb",
+            "--model", "model.safetensors", "--checkpoint", "ckpt.pt", "--logdir", "tb",
             "--history", "history.tsv", "--metrics", "train.json"]
 
 

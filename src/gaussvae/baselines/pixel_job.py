@@ -52,4 +52,4 @@ def pixel_job(params: Params, images: ImageSet, device: torch.device) -> Trainin
                        PixelTrainingSet(x_train, size, params.train.symmetries), x_train,
                        stats.normalize(val_images).to(device),
                        Objective(params.train.loss_weighting, TYPES, None),
-                       stats.to_json())
+                       stats.to_json(), "pixel_vae")

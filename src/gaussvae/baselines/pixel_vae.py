@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from gaussvae.core.params import Params
-from gaussvae.vae.checkpoints import read_model_file, restore
 from gaussvae.vae.model import VAE, DiagonalGaussian
+from gaussvae.vae.model_file import read_model_file, restore
 
 CHANNELS = 3
 TYPES = {"rgb": slice(0, CHANNELS)}  # one type: the per-type weighting is the plain mean
@@ -125,9 +125,8 @@ class PixelStats:
 
 
 def load_pixel_model(path: str | Path, device: torch.device) -> tuple[PixelVAE, PixelStats]:
-    """Rebuild the trained baseline from its file alone (checkpoints.py's model file)."""
-    blob = read_model_file(path, device, "image_size",
-                           "the pixel baseline's (baselines/data/model.pt)")
-    model = restore(PixelVAE(PixelConfig.from_dict(blob["model_config"])), blob, device)
-    return model, PixelStats.from_json(blob["norm_stats"])
+    """Rebuild the trained baseline from its file alone (vae/model_file.py)."""
+    file = read_model_file(path, "pixel_vae", device)
+    model = restore(PixelVAE(PixelConfig.from_dict(file.model_config)), file, device)
+    return model, PixelStats.from_json(file.norm_stats)
 

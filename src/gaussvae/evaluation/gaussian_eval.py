@@ -29,7 +29,7 @@ from gaussvae.evaluation.code_storage import Uniform8Bit, as_fp16
 from gaussvae.evaluation.image_metrics import image_scores, mean_psnr
 from gaussvae.evaluation.pictures import image_grid, save_png, square_grid, type_loss_bars
 from gaussvae.evaluation.sample_statistics import SAMPLES, sample_statistics
-from gaussvae.gaussians.render import RenderSpec, render, to_valid
+from gaussvae.gaussians.render import RenderSpec, render_uint8
 from gaussvae.vae.model import VAE, decode_codes, encode_means
 from gaussvae.vae.normalization import NormStats, denormalize, normalize
 from gaussvae.vae.scores import parameter_scores
@@ -38,16 +38,6 @@ from gaussvae.vae.scores import parameter_scores
 ELONGATED = 1.5
 # Pairs of test images and steps between them in interpolation.png.
 INTERPOLATION_PAIRS, INTERPOLATION_STEPS = 4, 8
-
-
-def render_uint8(g: torch.Tensor, spec: RenderSpec, batch: int = 64) -> np.ndarray:
-    """Render stored-unit Gaussians (B, N, 8) to (B, S, S, 3) uint8."""
-    outs = []
-    with torch.no_grad():
-        for i in range(0, len(g), batch):
-            img = render(to_valid(g[i:i + batch], spec), spec.image_size, spec.window)
-            outs.append((img.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy())
-    return np.concatenate(outs)
 
 
 def rotation_error_deg(decoded: torch.Tensor, fitted: torch.Tensor,

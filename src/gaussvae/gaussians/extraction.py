@@ -140,7 +140,7 @@ def extract(
         split=images.split,
         psnr=np.concatenate([done[c.start].psnr for c in chunks]),
         sources=list(images.sources),
-        attrs=_attrs(images, settings),
+        attrs=file_attrs(images.images.shape[1], settings, images.attrs.get("skipped", [])),
     )
 
 
@@ -203,9 +203,10 @@ def ordering_workers(device: torch.device) -> int:
     return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
-def _attrs(images: ImageSet, settings: ExtractParams) -> dict:
+def file_attrs(image_size: int, settings: ExtractParams, skipped: list[str]) -> dict:
+    """The attributes of a gaussians.h5 of fits made with ``settings`` (docs/gaussians.md)."""
     return {
-        "image_size": images.images.shape[1],
+        "image_size": image_size,
         "num_gaussians": settings.num_gaussians,
         "ordering": settings.ordering,
         "renderer": RENDERER,
@@ -213,7 +214,7 @@ def _attrs(images: ImageSet, settings: ExtractParams) -> dict:
         "rendering": RENDERING,
         "fit_settings": {k: v for k, v in settings.model_dump().items() if k != "device"},
         "package_version": __version__,
-        "skipped": images.attrs.get("skipped", []),
+        "skipped": skipped,
         "channel_ranges": {
             "x, y": "[0, 1], fraction of the image side",
             "scale_x, scale_y": f"[{settings.min_scale_px}, {settings.max_scale_px}] px / "

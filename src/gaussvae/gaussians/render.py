@@ -15,8 +15,10 @@ measures it). The dense and autograd references live in dense_render.py.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from gaussvae.core.channels import FEAT, NUM_CHANNELS, ROT, SCALE, SCALE_X, SCALE_Y, XY, X, Y
@@ -181,6 +183,27 @@ class RenderSpec:
         size = int(attrs["image_size"])
         return cls(size, int(attrs["window"]), fit["min_scale_px"] / size,
                    fit["max_scale_px"] / size)
+
+    def at_size(self, size: int) -> RenderSpec:
+        """The same Gaussians drawn at ``size`` pixels a side. They are resolution-free (every
+        length is a fraction of the side), so only the window, in pixels, grows with the image:
+        it keeps covering the same part of every Gaussian."""
+        if size == self.image_size:
+            return self
+        reach = math.ceil((self.window // 2) * size / self.image_size)
+        return RenderSpec(size, 2 * reach + 1, self.min_scale, self.max_scale)
+
+
+def render_uint8(g: torch.Tensor, spec: RenderSpec, batch: int = 64) -> np.ndarray:
+    """Stored-unit Gaussians (B, N, 8), clamped into the ranges fits live in, rendered to
+    (B, S, S, 3) uint8 images by ``spec``."""
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(g), batch):
+            img = render(to_valid(g[i:i + batch], spec), spec.image_size, spec.window)
+            outs.append((img.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy())
+    return np.concatenate(outs) if outs else np.empty((0, spec.image_size, spec.image_size, 3),
+                                                      np.uint8)
 
 
 def to_valid(g: torch.Tensor, spec: RenderSpec) -> torch.Tensor:

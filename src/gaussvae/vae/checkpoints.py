@@ -1,15 +1,9 @@
-"""The files a training run writes with torch.save, in one place: the checkpoint it resumes from
-and the model file it exports.
+"""The checkpoint a training run resumes from (the model it exports is model_file.py's).
 
-Both are read with ``weights_only=True``: torch's loader then builds tensors, numbers, strings
-and containers only, so a crafted file cannot run code when it is opened; anything else (a
-pickle of other objects, a truncated file, a file of another kind) stops with one line naming
-the file. Both are written through a buffer, atomically: the same weights give the same bytes,
-so DVC sees an unchanged output after an identical rerun.
-
-The model file holds ``model_config`` (the model's constructor arguments), ``state_dict`` (the
-kept weights), ``norm_stats`` (the statistics its inputs are normalized with, as JSON) and
-``params`` (the whole params.yaml it was trained under).
+The checkpoint is a torch file (it holds the optimizer's and scheduler's state beside the
+weights) read with ``weights_only=True``: torch's loader then builds tensors, numbers, strings
+and containers only, so a crafted file cannot run code when it is opened. It is written through
+a buffer, atomically, so the same state gives the same bytes.
 """
 
 from __future__ import annotations
@@ -26,12 +20,9 @@ import torch
 
 from gaussvae.core.atomic import atomic_path
 from gaussvae.core.errors import StaleFileError
-from gaussvae.vae.model import VAE, VAEConfig, build_model
-from gaussvae.vae.normalization import NormStats
 
 log = logging.getLogger(__name__)
 
-MODEL_KEYS = ("model_config", "state_dict", "norm_stats", "params")
 CHECKPOINT_KEYS = ("config_hash", "finished", "epoch", "best", "bad_epochs", "history",
                    "best_state", "model", "optimizer", "scheduler", "scaler")
 
@@ -95,35 +86,3 @@ def load_checkpoint(path: str | Path, expected_hash: str) -> dict | None:
     if ckpt["config_hash"] != expected_hash or ckpt["finished"]:
         return None
     return ckpt
-
-
-def save_model_file(path: str | Path, model_config: dict, state_dict: dict, norm_stats: dict,
-                    params: dict) -> None:
-    save_torch(path, {"model_config": model_config, "state_dict": state_dict,
-                      "norm_stats": norm_stats, "params": params})
-
-
-def read_model_file(path: str | Path, device: torch.device | str, config_key: str,
-                    expected: str) -> dict:
-    """A model file's contents (MODEL_KEYS), tensors on ``device``; one line when its config
-    lacks ``config_key``, the mark of the kind of model wanted (``expected`` names its file)."""
-    blob = read_torch(path, MODEL_KEYS, "model file", device)
-    if not isinstance(blob["model_config"], dict) or config_key not in blob["model_config"]:
-        raise StaleFileError(f"{path}: a model file of another kind (no {config_key!r} in its "
-                             f"config); pass {expected}")
-    return blob
-
-
-def restore(model: torch.nn.Module, blob: dict, device: torch.device) -> torch.nn.Module:
-    """``model`` with a model file's weights, on ``device``, in eval mode."""
-    model = model.to(device)
-    model.load_state_dict(blob["state_dict"])
-    return model.eval()
-
-
-def load_model(path: str | Path, device: torch.device) -> tuple[VAE, NormStats, dict]:
-    """A trained Gaussian VAE rebuilt from its file alone, in eval mode: the model, the
-    statistics its inputs are normalized with, and the file's contents."""
-    blob = read_model_file(path, device, "arch", "the Gaussian VAE's (data/train/model.pt)")
-    model = restore(build_model(VAEConfig.from_dict(blob["model_config"])), blob, device)
-    return model, NormStats.from_json(blob["norm_stats"]), blob

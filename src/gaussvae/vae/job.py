@@ -47,6 +47,7 @@ class TrainingJob:
     x_val: torch.Tensor
     objective: Objective
     saved_stats: dict  # normalization statistics (JSON) saved with the model
+    kind: str  # the kind of model its file holds (model_file.KINDS)
 
 
 def make_objective(params: Params, data: GaussianSet, stats: NormStats) -> Objective:
@@ -90,4 +91,4 @@ def gaussian_job(params: Params, data: GaussianSet, stats: NormStats,
     x_val = torch.from_numpy(data.gaussians[data.select("val")]).to(device)
     return TrainingJob(config, lambda: build_model(config, stats), train_set,
                        normalize(fits, stats), normalize(x_val, stats), objective,
-                       stats.to_json())
+                       stats.to_json(), "gaussian_vae")

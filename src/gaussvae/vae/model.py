@@ -14,7 +14,7 @@ Here a 1x1 convolution narrows the channels to ``bottleneck_channels`` and the r
 every position keeps its own weights.
 
 Also here, beside the models: building one from its config (``build_model``; its file is
-checkpoints.py's), encoding to posterior means and decoding codes in batches, deterministic
+model_file.py's), encoding to posterior means and decoding codes in batches, deterministic
 reconstruction (z = mu) and the active-units count of a posterior.
 """
 

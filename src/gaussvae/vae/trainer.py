@@ -45,15 +45,11 @@ from gaussvae.core.distributed import Dist
 from gaussvae.core.errors import TrainingDiverged
 from gaussvae.core.params import Params
 from gaussvae.core.store import GaussianSet, ImageSet
-from gaussvae.vae.checkpoints import (
-    config_hash,
-    load_checkpoint,
-    save_checkpoint,
-    save_model_file,
-)
+from gaussvae.vae.checkpoints import config_hash, load_checkpoint, save_checkpoint
 from gaussvae.vae.job import TrainingJob, gaussian_job
 from gaussvae.vae.loss import beta_at, type_losses
 from gaussvae.vae.model import VAE, count_parameters
+from gaussvae.vae.model_file import save_model_file
 from gaussvae.vae.normalization import NormStats
 from gaussvae.vae.run_log import history_row, log_epoch, write_history
 from gaussvae.vae.scores import split_scores
@@ -67,7 +63,7 @@ STEP_STATS = ("loss", "recon", "kl")
 
 @dataclass(frozen=True)
 class TrainPaths:
-    model: Path  # the kept weights, config and normalization statistics (checkpoints.py)
+    model: Path  # the kept weights, config and normalization statistics (model_file.py)
     checkpoint: Path  # everything needed to resume
     log_dir: Path  # TensorBoard event files
     history: Path  # per-epoch TSV (DVC plots)
@@ -302,8 +298,8 @@ class Trainer:
                         state.history[-1]["beta"], params.max_beta)
             state.best_state = _cpu_copy(model)
         model.load_state_dict(state.best_state)
-        save_model_file(paths.model, job.config.to_dict(), state.best_state, job.saved_stats,
-                        params.model_dump())
+        save_model_file(paths.model, job.kind, job.config.to_dict(), state.best_state,
+                        job.saved_stats, params.model_dump())
         write_history(paths.history, state.history)
         weighting, types = params.train.loss_weighting, job.objective.types
         last = state.history[-1]

@@ -1,0 +1,1 @@
+"""The trained model in users' hands: a Python API (api.py) and the `gaussvae` command."""
