@@ -1,6 +1,8 @@
 """What a user can get wrong ends in one line naming the file or key and the fix, and no file
 the project reads can run code."""
 
+import json
+import pickle
 import subprocess
 import sys
 
@@ -109,3 +111,24 @@ def test_truncated_and_foreign_model_files_are_one_line(tmp_path):
     np.save(tmp_path / "array.npy", np.zeros(3))
     with pytest.raises(StaleFileError):
         load_model(tmp_path / "array.npy", torch.device("cpu"))
+
+
+def test_model_files_of_another_format_or_version_are_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    tensors = {"w": torch.zeros(2)}
+    plain = tmp_path / "plain.safetensors"
+    save_file(tensors, str(plain))
+    newer = tmp_path / "newer.safetensors"
+    save_file(tensors, str(newer), metadata={"gaussvae": json.dumps(
+        {"format": "gaussvae-model", "format_version": 99, "kind": "gaussian_vae"})})
+    for path, words in ((plain, "not a GaussVAE model file"), (newer, "format version 99")):
+        with pytest.raises(StaleFileError, match=words) as err:
+            load_model(path, torch.device("cpu"))
+        assert str(path) in _one_line(err.value)
+    bare = tmp_path / "bare.safetensors"
+    marker = tmp_path / "marker"
+    bare.write_bytes(pickle.dumps(_Plant(marker)))
+    with pytest.raises(StaleFileError, match="never loaded"):
+        load_model(bare, torch.device("cpu"))
+    assert not marker.exists()
