@@ -56,7 +56,7 @@ def test_repro_then_experiment_then_metrics_diff(repo):
                 "metrics/extract.json", "metrics/codecs.json", "metrics/plots/reconstructions.png",
                 "metrics/plots/prior_samples.png", "metrics/plots/type_losses.png",
                 "metrics/plots/interpolation.png", "baselines/metrics/eval.json",
-                "baselines/metrics/plots/reconstructions.png"):
+                "baselines/metrics/plots/reconstructions.png", "baselines/metrics/pca.json"):
         assert (work / out).exists(), out
     events = list((work / "data/train/tensorboard").glob("events.out.tfevents*"))
     assert events and events[0].stat().st_size > 0
