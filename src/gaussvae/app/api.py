@@ -32,11 +32,16 @@ from gaussvae.evaluation.image_metrics import psnr_uint8
 from gaussvae.gaussians.extraction import extract
 from gaussvae.gaussians.render import RenderSpec, render_uint8
 from gaussvae.images.folder import IMAGE_SUFFIXES, list_images, load_image
-from gaussvae.vae.model import VAE, DiagonalGaussian, VAEConfig, build_model, decode_codes
+from gaussvae.vae.model import (
+    VAE,
+    DiagonalGaussian,
+    VAEConfig,
+    build_model,
+    decode_codes,
+    encode_posterior,
+)
 from gaussvae.vae.model_file import read_model_file, restore
 from gaussvae.vae.normalization import NormStats, denormalize, normalize
-
-BATCH = 256  # samples per forward pass
 
 
 def read_images(paths: Sequence[str | Path], size: int,
@@ -71,8 +76,9 @@ def read_images(paths: Sequence[str | Path], size: int,
 
 def render_spec(params: Params) -> RenderSpec:
     """How Gaussians fitted under ``params`` are drawn (what gaussians.h5's attributes say)."""
-    s, size = params.extract, params.prepare.image_size
-    return RenderSpec(size, s.window, s.min_scale_px / size, s.max_scale_px / size)
+    s = params.extract
+    return RenderSpec.from_pixels(params.prepare.image_size, s.window, s.min_scale_px,
+                                  s.max_scale_px)
 
 
 def fit(images: np.ndarray, params: Params, device: torch.device,
@@ -92,15 +98,7 @@ def fit(images: np.ndarray, params: Params, device: torch.device,
 
 
 def _tensor(x: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x,
-                           dtype=torch.float32).to(device)
-
-
-def _encode(vae: VAE, x: torch.Tensor) -> DiagonalGaussian:
-    with torch.no_grad():
-        posts = [vae.encode(x[i:i + BATCH]) for i in range(0, len(x), BATCH)]
-    return DiagonalGaussian(torch.cat([p.mu.float() for p in posts]),
-                            torch.cat([p.logvar.float() for p in posts]))
+    return torch.as_tensor(x, dtype=torch.float32, device=device)
 
 
 @dataclass
@@ -136,7 +134,7 @@ class GaussianModel:
 
     def encode(self, gaussians: np.ndarray | torch.Tensor) -> DiagonalGaussian:
         """The posterior over codes of Gaussians (n, N, 8) in stored units."""
-        return _encode(self.vae, normalize(_tensor(gaussians, self.device), self.stats))
+        return encode_posterior(self.vae, normalize(_tensor(gaussians, self.device), self.stats))
 
     def decode(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Gaussians (n, N, 8) in stored units decoded from codes z (n, latent_dim)."""
@@ -174,8 +172,8 @@ class PixelModel:
 
     def encode(self, images: np.ndarray) -> DiagonalGaussian:
         """The posterior over codes of images (n, S, S, 3) uint8."""
-        return _encode(self.vae, self.stats.normalize(np.asarray(images, np.uint8))
-                       .to(self.device))
+        x = self.stats.normalize(np.asarray(images, np.uint8)).to(self.device)
+        return encode_posterior(self.vae, x)
 
     def decode_images(self, z: np.ndarray | torch.Tensor, size: int | None = None
                       ) -> np.ndarray:

@@ -173,9 +173,11 @@ def _read_codes(path: str, latent_dim: int) -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.float32), sources
 
 
-def _decode_and_write(model: Model, z: torch.Tensor, sources: list[str], out: Path) -> None:
+def _decode_and_write(model: Model, z: torch.Tensor, sources: list[str], out: Path
+                      ) -> np.ndarray:
     """PNGs of the decoded codes in ``out``, and for the Gaussian VAE the decoded Gaussians
-    (out/gaussians.h5, the pipeline's schema; psnr is NaN: there is no image to compare)."""
+    (out/gaussians.h5, the pipeline's schema; psnr is NaN: there is no image to compare);
+    returns the images."""
     if isinstance(model, GaussianModel):
         g = model.decode(z)
         _write_gaussian_set(out / "gaussians.h5", g, sources, np.full(len(g), np.nan), model)
@@ -183,6 +185,7 @@ def _decode_and_write(model: Model, z: torch.Tensor, sources: list[str], out: Pa
     else:
         images = model.decode_images(z)
     _write_pngs(images, sources, out)
+    return images
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
@@ -236,8 +239,7 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
     a, b = as_fp16(posterior.mode())
     z = torch.stack([a + (b - a) * t for t in np.linspace(0.0, 1.0, args.steps)])
     out = Path(args.out)
-    _decode_and_write(model, z, [f"step{k}" for k in range(args.steps)], out)
-    frames = model.decode_images(z)
+    frames = _decode_and_write(model, z, [f"step{k}" for k in range(args.steps)], out)
     save_png(image_grid([frames[k:k + 1] for k in range(args.steps)]), out / "strip.png")
     print(f"{args.steps} decodes from {sources[0]} to {sources[1]} -> {out}")
 

@@ -178,11 +178,16 @@ class RenderSpec:
     max_scale: float
 
     @classmethod
+    def from_pixels(cls, size: int, window: int, min_scale_px: float,
+                    max_scale_px: float) -> RenderSpec:
+        """The spec of fits made at ``size`` px with sigma in [min_scale_px, max_scale_px]."""
+        return cls(size, window, min_scale_px / size, max_scale_px / size)
+
+    @classmethod
     def from_attrs(cls, attrs: dict) -> RenderSpec:
         fit = attrs["fit_settings"]
-        size = int(attrs["image_size"])
-        return cls(size, int(attrs["window"]), fit["min_scale_px"] / size,
-                   fit["max_scale_px"] / size)
+        return cls.from_pixels(int(attrs["image_size"]), int(attrs["window"]),
+                               fit["min_scale_px"], fit["max_scale_px"])
 
     def at_size(self, size: int) -> RenderSpec:
         """The same Gaussians drawn at ``size`` pixels a side. They are resolution-free (every

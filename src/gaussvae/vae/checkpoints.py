@@ -39,14 +39,11 @@ def save_torch(path: str | Path, obj: Any) -> None:
         tmp.write_bytes(buffer.getvalue())
 
 
-def read_torch(path: str | Path, keys: tuple[str, ...], what: str,
-               device: torch.device | str = "cpu") -> dict:
-    """The dict a torch file at ``path`` holds, with tensors, numbers and containers only; one
-    line naming the file when it is not a ``what`` (``keys`` are the ones it must have)."""
+def read_torch(path: str | Path, keys: tuple[str, ...], what: str) -> dict:
+    """The dict a torch file at ``path`` holds, with tensors, numbers and containers only, on
+    the CPU; one line naming the file when it is not a ``what`` (with ``keys``)."""
     try:
-        blob = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise
+        blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise StaleFileError(
             f"{path}: not a {what}: it holds Python objects other than weights and plain data, "

@@ -375,15 +375,18 @@ def active_units(mu: torch.Tensor) -> int:
 
 
 @torch.no_grad()
+def encode_posterior(model: VAE, x: torch.Tensor, batch: int = 256) -> DiagonalGaussian:
+    """The posterior (float32 mean and log-variance, (n, latent_dim)) of inputs x (n, N, C)."""
+    posts = [model.encode(x[i:i + batch]) for i in range(0, len(x), batch)]
+    return DiagonalGaussian(torch.cat([p.mu.float() for p in posts]),
+                            torch.cat([p.logvar.float() for p in posts]))
+
+
 def encode_means(model: VAE, x: torch.Tensor, batch: int = 256
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means (n, latent_dim) float32 and KL (n,) in nats of inputs x (n, N, C)."""
-    mus, kls = [], []
-    for i in range(0, len(x), batch):
-        post = model.encode(x[i:i + batch])
-        mus.append(post.mu.float())
-        kls.append(post.kl().float())
-    return torch.cat(mus), torch.cat(kls)
+    post = encode_posterior(model, x, batch)
+    return post.mu, post.kl()
 
 
 @torch.no_grad()
