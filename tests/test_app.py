@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from gaussvae.app.api import GaussianModel, PixelModel, load, psnrs
@@ -21,7 +22,7 @@ from gaussvae.evaluation.code_storage import as_fp16
 from gaussvae.evaluation.gaussian_eval import GaussianEvaluation
 from gaussvae.vae.model_file import load_model
 from gaussvae.vae.trainer import TrainPaths, make_trainer, train_gaussian_vae
-from tests.conftest import make_params
+from tests.conftest import make_params, tiny_raw_params
 
 # conftest's tiny_data fits with 4 steps; the model is trained under the same extract settings,
 # so `gaussvae` fits a new image exactly as the data it was trained on were fitted.
@@ -99,9 +100,6 @@ def test_encode_then_decode_is_reconstruct(models, capsys, tmp_path):
 def test_fit_then_render_reproduces_the_fit(models, capsys, tmp_path):
     _, _, pngs = models
     params_file = tmp_path / "params.yaml"
-    import yaml
-
-    from tests.conftest import tiny_raw_params
     raw = tiny_raw_params()
     raw["extract"]["steps"] = 4
     params_file.write_text(yaml.safe_dump(raw))

@@ -33,7 +33,7 @@ from gaussvae.core.cli import run_stage
 from gaussvae.core.device import resolve_device
 from gaussvae.core.errors import UserError
 from gaussvae.core.params import Params, load_params
-from gaussvae.core.store import GaussianSet, read_gaussians, write_gaussians
+from gaussvae.core.store import GaussianSet, read_gaussians, read_sources, write_gaussians
 from gaussvae.evaluation.code_storage import as_fp16
 from gaussvae.evaluation.pictures import image_grid, save_png
 from gaussvae.gaussians.extraction import file_attrs
@@ -160,7 +160,7 @@ def _read_codes(path: str, latent_dim: int) -> tuple[np.ndarray, list[str]]:
         if p.suffix in (".h5", ".hdf5"):
             with h5py.File(p, "r") as f:
                 codes = f["codes"][()]
-                sources = [s.decode() if isinstance(s, bytes) else s for s in f["source"][()]]
+                sources = read_sources(f)
         else:
             codes = np.load(p, allow_pickle=False)
             names = _sources_path(p)

@@ -69,8 +69,8 @@ def _get_attrs(f: h5py.File) -> dict[str, Any]:
     return out
 
 
-def _read_sources(f: h5py.File) -> list[str]:
-    """``source`` as str: h5py returns variable-length strings as bytes."""
+def read_sources(f: h5py.File) -> list[str]:
+    """A file's ``source`` dataset as str: h5py returns variable-length strings as bytes."""
     return [s.decode() if isinstance(s, bytes) else s for s in f["source"][()]]
 
 
@@ -110,7 +110,7 @@ def _read(path: str | Path, cls: type, arrays: tuple[str, ...]) -> Any:
                 f"{path}: schema version {attrs.get('schema_version')}, this code reads "
                 f"{SCHEMA_VERSIONS[kind]}; re-run {STAGE_OF[kind]} (dvc repro {STAGE_OF[kind]})")
         data = {name: f[name][()] for name in (*arrays, "split")}
-        return cls(**data, sources=_read_sources(f), attrs=attrs)
+        return cls(**data, sources=read_sources(f), attrs=attrs)
 
 
 def read_images(path: str | Path) -> ImageSet:
