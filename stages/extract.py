@@ -7,6 +7,7 @@ one file. With `--resume FOLDER` a killed run resumes from its finished chunks. 
 
 import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
 
+import sys
 import time
 
 import numpy as np
@@ -19,7 +20,8 @@ from gaussvae.core.distributed import setup_distributed
 from gaussvae.core.params import load_params
 from gaussvae.core.store import read_images, write_gaussians
 from gaussvae.gaussians.chunks import discard_chunks
-from gaussvae.gaussians.extraction import CHUNK_IMAGES, extract, extract_metrics
+from gaussvae.gaussians.extraction import (CHUNK_IMAGES, dense_gap_warnings, extract,
+                                           extract_metrics)
 
 
 def main() -> None:
@@ -52,7 +54,10 @@ def main() -> None:
     if result is not None:
         write_gaussians(args.out, result)
         if args.metrics:
-            write_json(args.metrics, extract_metrics(result, seconds, images))
+            metrics = extract_metrics(result, seconds, images)
+            write_json(args.metrics, metrics)
+            for line in dense_gap_warnings(metrics):
+                print(line, file=sys.stderr)
         print(f"fitted {len(result.psnr)} images in {seconds:.1f}s on {dist.world} "
               f"process(es), mean PSNR {result.psnr.mean():.2f} dB -> {args.out}")
     dist.close()  # every rank waits here until rank 0 has written the file

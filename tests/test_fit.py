@@ -17,14 +17,15 @@ def test_fit_improves_on_its_initialization_and_respects_ranges(tiny_images):
     cfg = make_params().extract
     imgs = _images(tiny_images, 4)
     slots = torch.from_numpy(grid_slots(cfg.num_gaussians))
-    before = psnr(render(init_gaussians(imgs, slots, cfg), 32, cfg.window), imgs)
+    before = psnr(render(init_gaussians(imgs, slots, cfg), 32, cfg.window_px(32)), imgs)
     result = fit_images(imgs, slots, cfg)
     assert (result.psnr > before + 2.0).all()
     g = result.gaussians
     size = imgs.shape[1]
     assert (g[..., 0:2] >= 0).all() and (g[..., 0:2] <= 1).all()
-    assert (g[..., 3] >= cfg.min_scale_px / size - 1e-6).all()
-    assert (g[..., 2] <= cfg.max_scale_px / size + 1e-6).all()
+    lo, hi = cfg.sigma_px(size)
+    assert (g[..., 3] >= lo / size - 1e-6).all()
+    assert (g[..., 2] <= hi / size + 1e-6).all()
     assert (g[..., 2] >= g[..., 3]).all()  # canonical: scale_x >= scale_y
     assert (g[..., 4] >= 0).all() and (g[..., 4] < math.pi).all()
     assert (g[..., 5:8] >= 0).all() and (g[..., 5:8] <= 1).all()

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from gaussvae.core.store import read_gaussians, read_images, write_gaussians, write_images
-from gaussvae.gaussians.extraction import extract, extract_metrics
+from gaussvae.gaussians.extraction import dense_gap_warnings, extract, extract_metrics, file_attrs
+from gaussvae.gaussians.render import RenderSpec
 from gaussvae.vae.normalization import compute_stats, denormalize, normalize
 from tests.conftest import make_params
 
@@ -67,7 +68,7 @@ def test_a_file_of_another_schema_is_a_one_line_error(tmp_path, tiny_images):
         f.attrs["schema_version"] = 1
     with pytest.raises(StaleFileError) as info:
         read_gaussians(tmp_path / "g.h5")
-    assert str(info.value) == (f"{tmp_path / 'g.h5'}: schema version 1, this code reads 2; "
+    assert str(info.value) == (f"{tmp_path / 'g.h5'}: schema version 1, this code reads 3; "
                                "re-run extract (dvc repro extract)")
 
 
@@ -126,3 +127,22 @@ def test_ellipse_stats_round_trip_and_keep_stored_statistics(tiny_images):
     assert back.encoding == "ellipse" and np.array_equal(back.raw_std, stats.raw_std)
     with pytest.raises(ValueError, match="re-run the normalize stage"):
         NormStats.from_json({"channels": [], "mean": [], "std": []})
+
+
+def test_a_dense_gap_beyond_the_limit_warns_in_one_line():
+    metrics = {"train": {"dense_psnr": {"gap": 0.01}}, "val": {"dense_psnr": {"gap": -0.45}},
+               "test": {"dense_psnr": {"gap": 0.31}}}
+    lines = dense_gap_warnings(metrics)
+    assert len(lines) == 2 and all("\n" not in line for line in lines)
+    assert lines[0].startswith("warning: val fits score -0.45 dB") and "extract.window" in lines[0]
+    assert dense_gap_warnings({"train": {"dense_psnr": {"gap": 0.29}}}) == []
+
+
+def test_the_file_records_the_window_and_sigma_range_of_its_size(tiny_images):
+    settings = make_params().extract
+    attrs = file_attrs(128, settings, [])
+    lo, hi = settings.sigma_px(128)
+    assert attrs["window"] == settings.window_px(128) and attrs["window"] >= 6 * hi
+    assert attrs["scale_range"] == [lo / 128, hi / 128]
+    spec = RenderSpec.from_attrs(attrs)
+    assert (spec.image_size, spec.window, spec.max_scale) == (128, attrs["window"], hi / 128)

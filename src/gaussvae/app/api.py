@@ -76,9 +76,7 @@ def read_images(paths: Sequence[str | Path], size: int,
 
 def render_spec(params: Params) -> RenderSpec:
     """How Gaussians fitted under ``params`` are drawn (what gaussians.h5's attributes say)."""
-    s = params.extract
-    return RenderSpec.from_pixels(params.prepare.image_size, s.window, s.min_scale_px,
-                                  s.max_scale_px)
+    return RenderSpec.from_settings(params.prepare.image_size, params.extract)
 
 
 def fit(images: np.ndarray, params: Params, device: torch.device,

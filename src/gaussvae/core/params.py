@@ -10,6 +10,7 @@ the package reads them from these types.
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, mod
 from pydantic_core import PydanticCustomError
 
 from gaussvae.core.errors import ParamsError
+from gaussvae.core.geometry import COVERED_SIGMAS, covering_window, slot_spacing_px
 
 Arch = Literal["conv1d", "resnet_conv1d", "conv2d_grid", "resnet_conv2d_grid"]
 GRID_ARCHS: tuple[str, ...] = ("conv2d_grid", "resnet_conv2d_grid")  # convolve over the slot grid
@@ -95,13 +97,17 @@ class PrepareParams(Section):
 
 
 class ExtractParams(Section):
+    """The fit's settings. Lengths are in slot spacings (core/geometry.py), so the same settings
+    fit any image size; ``sigma_px`` and ``window_px`` turn them into pixels at a size."""
+
     num_gaussians: Annotated[int, rule(lambda v: v >= 4, "an integer >= 4")]
     ordering: Ordering
     steps: AtLeast0
     batch_size: AtLeast1
-    window: Annotated[int, rule(lambda v: v >= 3 and v % 2 == 1, "an odd integer >= 3")]
-    min_scale_px: Positive
-    max_scale_px: Positive
+    window: Annotated[int | str, rule(lambda v: v == "auto" or (
+        isinstance(v, int) and v >= 3 and v % 2 == 1), "'auto' or an odd integer >= 3")]
+    min_scale: Positive
+    max_scale: Positive
     lr_xy: NonNegative
     lr_scale: NonNegative
     lr_rot: NonNegative
@@ -115,15 +121,48 @@ class ExtractParams(Section):
 
     @model_validator(mode="after")
     def _scale_range(self) -> ExtractParams:
-        require_below(self, "min_scale_px", "max_scale_px", "extract")
-        # The window reaches window/2 px from the centre along x and y; 3 sigma must fit in it,
-        # so that the stored Gaussians draw the same image in any renderer (docs/gaussians.md).
-        if 3 * self.max_scale_px > self.window / 2 + 1e-9:
-            raise cross_field(
-                f"extract.max_scale_px must be at most extract.window / 6 = {self.window / 6:.4g}"
-                f" (the window must cover 3 sigma), got {self.max_scale_px}; lower it or widen "
-                "extract.window")
+        require_below(self, "min_scale", "max_scale", "extract")
         return self
+
+    def spacing_px(self, image_size: int) -> float:
+        """Pixels between neighbouring slots at ``image_size``."""
+        return slot_spacing_px(image_size, self.num_gaussians)
+
+    def sigma_px(self, image_size: int) -> tuple[float, float]:
+        """The sigma bounds in pixels at ``image_size``."""
+        spacing = self.spacing_px(image_size)
+        return self.min_scale * spacing, self.max_scale * spacing
+
+    def window_problem(self, image_size: int) -> str | None:
+        """Why an explicit ``window`` cannot draw true fits at ``image_size`` (one line naming
+        the keys and the values that would work), or None."""
+        if self.window == "auto":
+            return None
+        spacing = self.spacing_px(image_size)
+        sigma = self.max_scale * spacing
+        need = covering_window(sigma, spacing)
+        if self.window >= need:
+            return None
+        if 2 * COVERED_SIGMAS * sigma > self.window:
+            why = (f"cannot cover {COVERED_SIGMAS:g} sigma of the widest Gaussian (extract."
+                   f"max_scale {self.max_scale} x slot spacing {spacing:.3g} px = {sigma:.3g} px)")
+            lower = (f", or extract.max_scale <= "
+                     f"{math.floor(self.window / (2 * COVERED_SIGMAS) / spacing * 1000) / 1000:g}")
+        else:
+            why = f"leaves pixels between slots {spacing:.3g} px apart outside every window"
+            lower = ""
+        return (f"extract.window {self.window} at prepare.image_size {image_size} {why}; set "
+                f"extract.window to auto or >= {need}{lower}")
+
+    def window_px(self, image_size: int) -> int:
+        """The window, in pixels, each Gaussian is evaluated on at ``image_size``: ``window``,
+        or with ``auto`` the smallest that covers 3 sigma of the widest Gaussian."""
+        problem = self.window_problem(image_size)
+        if problem:
+            raise ParamsError(problem)
+        if self.window == "auto":
+            return covering_window(self.sigma_px(image_size)[1], self.spacing_px(image_size))
+        return int(self.window)
 
 
 class NormalizeParams(Section):
@@ -187,6 +226,13 @@ class Params(Section):
     pixel_baseline: PixelBaselineParams
 
     @model_validator(mode="after")
+    def _window_fits_the_images(self) -> Params:
+        problem = self.extract.window_problem(self.prepare.image_size)
+        if problem:
+            raise cross_field(problem)
+        return self
+
+    @model_validator(mode="after")
     def _model_fits_the_data(self) -> Params:
         arch, n = self.train.arch, self.extract.num_gaussians
         grid = arch in GRID_ARCHS
@@ -212,6 +258,12 @@ SECTIONS: dict[str, type[Section]] = {
     name: field.annotation for name, field in Params.model_fields.items()
     if isinstance(field.annotation, type) and issubclass(field.annotation, Section)
 }
+# Keys that were renamed, with what replaces them: an old params.yaml gets told the new name.
+RENAMED = {
+    "extract.min_scale_px": "extract.min_scale, in slot spacings (pixels / (image_size / "
+                            "sqrt(num_gaussians)); 0.4 px at 64 px was 0.14)",
+    "extract.max_scale_px": "extract.max_scale, in slot spacings (1.5 px at 64 px was 0.53)",
+}
 TYPE_NAMES = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
               "string_type": "a string", "list_type": "a list", "model_type": "a mapping",
               "dict_type": "a mapping"}
@@ -225,6 +277,8 @@ def _message(err: Any) -> str:
     if kind == "extra_forbidden":
         section = SECTIONS.get(loc[0], Params) if len(loc) > 1 else Params
         where = loc[0] if len(loc) > 1 else "the top level"
+        if key in RENAMED:
+            return f"unknown key {key!r}: it is now {RENAMED[key]}"
         return f"unknown key {key!r}; allowed in {where}: {', '.join(section.model_fields)}"
     if kind == "missing":
         return f"missing key {key!r}; add it (params.yaml in the repository has every key)"

@@ -23,8 +23,9 @@ from gaussvae.core.errors import StaleFileError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 # Bumped when a file's meaning changes; reading another version is a one-line error.
-# gaussians.h5 v2: sigma at most window / 6, so the window covers 3 sigma (any renderer agrees).
-SCHEMA_VERSIONS = {"images": 1, "gaussians": 2}
+# gaussians.h5 v3: window and sigma bounds follow the slot spacing (``window``, ``scale_range``
+# attributes), so the window covers 3 sigma at any image size (any renderer agrees).
+SCHEMA_VERSIONS = {"images": 1, "gaussians": 3}
 STAGE_OF = {"images": "prepare", "gaussians": "extract"}
 _STR = h5py.string_dtype(encoding="utf-8")
 

@@ -45,14 +45,22 @@ def render_autograd(gaussians: torch.Tensor, size: int, window: int = 9) -> torc
     return image.reshape(b, size, size, 3)
 
 
-def render_dense(gaussians: torch.Tensor, size: int) -> torch.Tensor:
-    """Every Gaussian at every pixel centre, normalized blending: (B, N, 8) -> (B, S, S, 3)."""
-    b = gaussians.shape[0]
+def render_dense(gaussians: torch.Tensor, size: int, chunk: int = 1 << 24) -> torch.Tensor:
+    """Every Gaussian at every pixel centre, normalized blending: (B, N, 8) -> (B, S, S, 3).
+
+    Pixels are taken in runs of about ``chunk`` / (B N) at a time, so a 512 px image costs
+    memory in proportion to the run, not to N x 262,144 pixels.
+    """
+    b, n, _ = gaussians.shape
     coords = torch.arange(size, device=gaussians.device, dtype=gaussians.dtype) + 0.5
     py, px = torch.meshgrid(coords, coords, indexing="ij")
-    dx = px.reshape(1, 1, -1) - gaussians[..., X] * size  # (B, N, P)
-    dy = py.reshape(1, 1, -1) - gaussians[..., Y] * size
-    w = _weights(gaussians, dx, dy, size)
-    num = torch.einsum("bnp,bnc->bpc", w, gaussians[..., FEAT])
-    den = w.sum(dim=1).unsqueeze(-1)
-    return (num / (den + EPS)).reshape(b, size, size, 3)
+    px, py = px.reshape(1, 1, -1), py.reshape(1, 1, -1)
+    step = max(1, chunk // max(1, b * n))
+    out = []
+    for start in range(0, size * size, step):
+        dx = px[..., start:start + step] - gaussians[..., X] * size  # (B, N, P)
+        dy = py[..., start:start + step] - gaussians[..., Y] * size
+        w = _weights(gaussians, dx, dy, size)
+        num = torch.einsum("bnp,bnc->bpc", w, gaussians[..., FEAT])
+        out.append(num / (w.sum(dim=1).unsqueeze(-1) + EPS))
+    return torch.cat(out, dim=1).reshape(b, size, size, 3)

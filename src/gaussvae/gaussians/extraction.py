@@ -35,15 +35,23 @@ from gaussvae.gaussians.slots import grid_slots, order_gaussians
 
 log = logging.getLogger(__name__)
 
-# v2: sigma <= window / 6, so the window covers 3 sigma and a dense renderer draws the same image.
-RENDERER = "windowed-normalized-v2"
+# v3: the window and the sigma bounds follow the slot spacing (core/geometry.py), so the window
+# covers 3 sigma at every image size and a dense renderer draws the same image.
+RENDERER = "windowed-normalized-v3"
 RENDERING = ("pixel (i, j) of an S x S image = sum_k w_k c_k / (sum_k w_k + 1e-8) at the pixel "
              "centre ((j + 0.5) / S, (i + 0.5) / S); w_k = exp(-(u^2 + v^2) / 2), (u, v) the "
              "offset in Gaussian k's own axes in sigmas; Gaussian k is evaluated on the window x "
-             "window pixels around the pixel holding its centre, which cover 3 sigma "
-             "(max_scale_px <= window / 6), so summing over every pixel draws the same image")
-# Images per split whose fits are also rendered with the dense reference (metrics/extract.json).
-DENSE_SAMPLE = 300
+             "window pixels around the pixel holding its centre, which cover 3 sigma of the "
+             "widest Gaussian (scale_range[1] x image_size <= window / 6), so summing over every "
+             "pixel draws the same image")
+# Pixels per split whose fits are also rendered with the dense reference (metrics/extract.json):
+# 32 images at 64 px, and never fewer than DENSE_MIN_IMAGES; enough for the gap's mean (it
+# varies little between images) at a few seconds of the stage.
+DENSE_PIXELS = 32 * 64 * 64
+DENSE_MIN_IMAGES = 4
+# A gap beyond this (dB) between the stored PSNR and the dense reference's means the file
+# depends on our window: the stage warns.
+DENSE_GAP_WARN_DB = 0.3
 # Images per chunk (rounded down to whole batches, at least one): the unit of resume and of the
 # work spread over ranks. Small enough that a kill loses little and that many ranks all get
 # work; large enough that the chunk files stay few.
@@ -205,41 +213,63 @@ def ordering_workers(device: torch.device) -> int:
 
 def file_attrs(image_size: int, settings: ExtractParams, skipped: list[str]) -> dict:
     """The attributes of a gaussians.h5 of fits made with ``settings`` (docs/gaussians.md)."""
+    lo, hi = settings.sigma_px(image_size)
     return {
         "image_size": image_size,
         "num_gaussians": settings.num_gaussians,
         "ordering": settings.ordering,
         "renderer": RENDERER,
-        "window": settings.window,
+        "window": settings.window_px(image_size),
+        "scale_range": [lo / image_size, hi / image_size],
         "rendering": RENDERING,
         "fit_settings": {k: v for k, v in settings.model_dump().items() if k != "device"},
         "package_version": __version__,
         "skipped": skipped,
         "channel_ranges": {
             "x, y": "[0, 1], fraction of the image side",
-            "scale_x, scale_y": f"[{settings.min_scale_px}, {settings.max_scale_px}] px / "
-                                "image_size; scale_x >= scale_y",
+            "scale_x, scale_y": f"scale_range: [{settings.min_scale}, {settings.max_scale}] "
+                                f"slot spacings (image_size / sqrt({settings.num_gaussians}) "
+                                "px) / image_size; scale_x >= scale_y",
             "rot": "[0, pi) radians",
             "r, g, b": "[0, 1]",
         },
     }
 
 
+def dense_sample(image_size: int) -> int:
+    """Images per split the dense check renders at ``image_size`` (DENSE_PIXELS of them)."""
+    return max(DENSE_MIN_IMAGES, DENSE_PIXELS // (image_size * image_size))
+
+
 def dense_psnr(result: GaussianSet, images: ImageSet, split: str,
-               sample: int = DENSE_SAMPLE) -> np.ndarray:
-    """PSNR (dB) of the first ``sample`` fits of ``split`` rendered with the dense reference
-    (every Gaussian at every pixel, the file's formula) against their images."""
-    idx = result.select(split)[:sample]
+               sample: int | None = None) -> np.ndarray:
+    """PSNR (dB) of the first ``sample`` fits of ``split`` (``dense_sample`` by default)
+    rendered with the dense reference (every Gaussian at every pixel, the file's formula)
+    against their images."""
+    size = images.images.shape[1]
+    idx = result.select(split)[:dense_sample(size) if sample is None else sample]
     rows = {s: i for i, s in enumerate(images.sources)}
     pixels = images.images[[rows[result.sources[i]] for i in idx]]
-    size = pixels.shape[1]
     out = []
     with torch.no_grad():
-        for start in range(0, len(idx), 16):
-            g = torch.from_numpy(result.gaussians[idx[start:start + 16]])
-            target = torch.from_numpy(pixels[start:start + 16]).float() / 255.0
+        for i in range(len(idx)):
+            g = torch.from_numpy(result.gaussians[idx[i:i + 1]])
+            target = torch.from_numpy(pixels[i:i + 1]).float() / 255.0
             out.append(psnr(render_dense(g, size), target).numpy())
     return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
+
+
+def dense_gap_warnings(metrics: dict) -> list[str]:
+    """One line per split whose stored PSNR is more than DENSE_GAP_WARN_DB from the dense
+    reference's (``extract_metrics`` output): those fits draw differently without our window."""
+    out = []
+    for name in SPLITS:
+        gap = metrics.get(name, {}).get("dense_psnr", {}).get("gap")
+        if gap is not None and abs(gap) > DENSE_GAP_WARN_DB:
+            out.append(f"warning: {name} fits score {gap:+.2f} dB under the windowed renderer "
+                       f"against the dense reference (more than {DENSE_GAP_WARN_DB} dB): the "
+                       "window does not cover the Gaussians; use extract.window auto")
+    return out
 
 
 def extract_metrics(result: GaussianSet, seconds: float, images: ImageSet | None = None) -> dict:

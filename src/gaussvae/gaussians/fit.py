@@ -1,7 +1,10 @@
 """Batched fitting of 2D Gaussians to images (Adam on a pixel loss, projected to valid ranges).
 
 Ranges after every step (the file's schema, docs/gaussians.md):
-  xy in [0, 1]; sigma in [min_scale_px, max_scale_px] / image_size; colour in [0, 1].
+  xy in [0, 1]; sigma in [min_scale, max_scale] slot spacings; colour in [0, 1].
+Every length of the fit is in slot spacings and its learning rates are in fractions of the image
+side (or on log-sigma), so the fit of an image at 256 px takes the steps the fit of the same
+image at 64 px takes, with four times the pixels per length (core/geometry.py).
 After the fit each Gaussian is put in canonical form: scale_x >= scale_y, rot in [0, pi).
 The loss is the SUM over images of each image's mean squared error, so every image's gradient,
 and with Adam its whole trajectory, does not depend on which other images share the batch.
@@ -43,9 +46,8 @@ def init_gaussians(images: torch.Tensor, slots: torch.Tensor,
     ix = (slots[:, 0] * size).long().clamp(0, size - 1)
     iy = (slots[:, 1] * size).long().clamp(0, size - 1)
     colours = smooth[:, :, iy, ix].permute(0, 2, 1)  # (B, N, 3)
-    spacing_px = size / math.sqrt(n)
-    sigma = min(max(settings.init_scale * spacing_px, settings.min_scale_px),
-                settings.max_scale_px) / size
+    lo, hi = settings.sigma_px(size)
+    sigma = min(max(settings.init_scale * settings.spacing_px(size), lo), hi) / size
     out = torch.empty(b, n, NUM_CHANNELS, dtype=images.dtype, device=images.device)
     out[..., XY] = slots
     out[..., SCALE] = sigma
@@ -100,13 +102,14 @@ def fit_images(
         {"params": [rot], "lr": settings.lr_rot},
         {"params": [feat], "lr": settings.lr_feat},
     ], betas=(settings.adam_beta1, settings.adam_beta2))
-    log_lo = math.log(settings.min_scale_px / size)
-    log_hi = math.log(settings.max_scale_px / size)
+    window = settings.window_px(size)
+    lo, hi = settings.sigma_px(size)
+    log_lo, log_hi = math.log(lo / size), math.log(hi / size)
     history: list[float] = []
     steps = 0
     for steps in range(1, settings.steps + 1):  # noqa: B007 (steps is reported)
         g = torch.cat([xy, log_s.exp(), rot, feat], dim=-1)
-        mse = ((renderer(g, size, settings.window) - images) ** 2).flatten(1).mean(dim=1)  # (B,)
+        mse = ((renderer(g, size, window) - images) ** 2).flatten(1).mean(dim=1)  # (B,)
         opt.zero_grad(set_to_none=True)
         mse.sum().backward()
         opt.step()
@@ -120,5 +123,5 @@ def fit_images(
             break
     with torch.no_grad():
         g = canonicalize(torch.cat([xy, log_s.exp(), rot, feat], dim=-1))
-        final_psnr = psnr(renderer(g, size, settings.window), images)
+        final_psnr = psnr(renderer(g, size, window), images)
     return FitResult(gaussians=g.detach(), psnr=final_psnr, steps=steps)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from gaussvae.core.channels import FEAT, NUM_CHANNELS, ROT, SCALE, SCALE_X, SCALE_Y, XY, X, Y
+from gaussvae.core.params import ExtractParams
 
 # Pixels no Gaussian reaches get colour 0 rather than 0/0.
 EPS = 1e-8
@@ -178,16 +179,16 @@ class RenderSpec:
     max_scale: float
 
     @classmethod
-    def from_pixels(cls, size: int, window: int, min_scale_px: float,
-                    max_scale_px: float) -> RenderSpec:
-        """The spec of fits made at ``size`` px with sigma in [min_scale_px, max_scale_px]."""
-        return cls(size, window, min_scale_px / size, max_scale_px / size)
+    def from_settings(cls, size: int, settings: ExtractParams) -> RenderSpec:
+        """The spec of fits made at ``size`` px under ``settings`` (params.yaml ``extract``)."""
+        lo, hi = settings.sigma_px(size)
+        return cls(size, settings.window_px(size), lo / size, hi / size)
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> RenderSpec:
-        fit = attrs["fit_settings"]
-        return cls.from_pixels(int(attrs["image_size"]), int(attrs["window"]),
-                               fit["min_scale_px"], fit["max_scale_px"])
+        """The spec a gaussians.h5 records (its ``image_size``, ``window``, ``scale_range``)."""
+        lo, hi = attrs["scale_range"]
+        return cls(int(attrs["image_size"]), int(attrs["window"]), float(lo), float(hi))
 
     def at_size(self, size: int) -> RenderSpec:
         """The same Gaussians drawn at ``size`` pixels a side. They are resolution-free (every
