@@ -8,7 +8,11 @@ from gaussvae.core.device import resolve_device
 from gaussvae.core.params import load_params
 from gaussvae.core.store import read_gaussians, read_images
 from gaussvae.evaluation.gaussian_eval import GaussianEvaluation, evaluate, write_pictures
+from gaussvae.evaluation.per_image import pass_table, write_psnr_table
 from gaussvae.vae.model_file import load_model
+
+# Per-image PSNR columns of metrics/per_image.tsv: the code as stored, and the fit it decodes.
+PER_IMAGE = {"psnr_fp16": "recon_px", "psnr_8bit": "recon8_px", "fit": "fit_px"}
 
 
 def main() -> None:
@@ -18,6 +22,8 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--plots", required=True, help="folder for the PNG pictures")
+    parser.add_argument("--per-image", required=True,
+                        help="per-image PSNR table of val and test (TSV)")
     args = parser.parse_args()
     params = load_params(args.params)
     device = resolve_device(params.train.device)
@@ -27,6 +33,7 @@ def main() -> None:
     result = evaluate(evaluation, params.train.loss_weighting, params.evaluate)
     write_json(args.metrics, result.metrics)
     write_pictures(evaluation, result, params.evaluate, args.plots)
+    write_psnr_table(args.per_image, pass_table(result.runs, PER_IMAGE))
     t, s = result.metrics["test"], result.metrics["samples"]
     print(f"test: loss xy {t['loss']['xy']:.3f} scale {t['loss']['scale']:.3f} rot "
           f"{t['loss']['rot']:.3f} feat {t['loss']['feat']:.3f} (axis error "

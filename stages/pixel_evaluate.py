@@ -10,19 +10,22 @@ from gaussvae.core.cli import run_stage, stage_parser
 from gaussvae.core.device import resolve_device
 from gaussvae.core.params import load_params
 from gaussvae.core.store import read_images
+from gaussvae.evaluation.per_image import pass_table, write_psnr_table
 
 
 def main() -> None:
     parser = stage_parser(__doc__)
-    for name in ("--images", "--model", "--metrics", "--plots"):
+    for name in ("--images", "--model", "--metrics", "--plots", "--per-image"):
         parser.add_argument(name, required=True)
     args = parser.parse_args()
     params = load_params(args.params)
     device = resolve_device(params.train.device)
     model, stats = load_pixel_model(args.model, device)
     evaluation = PixelEvaluation(model, stats, read_images(args.images), device)
-    metrics = evaluate_pixel(evaluation, params.evaluate, args.plots)
+    metrics, runs = evaluate_pixel(evaluation, params.evaluate, args.plots)
     write_json(args.metrics, metrics)
+    write_psnr_table(args.per_image, pass_table(runs, {"psnr_fp16": "recon_px",
+                                                       "psnr_8bit": "recon8_px"}))
     t, s = metrics["test"], metrics["samples"]
     print(f"pixel baseline, test: render PSNR {t['render']['psnr_vs_image']:.2f} dB (8-bit "
           f"code {t['render_8bit']['psnr_vs_image']:.2f}); prior samples: Frechet distance "

@@ -14,6 +14,7 @@ from gaussvae.evaluation.gaussian_eval import (
     write_pictures,
 )
 from gaussvae.evaluation.image_codecs import codec_metrics, encode_size_and_decode, within_budget
+from gaussvae.evaluation.per_image import pass_table
 from gaussvae.evaluation.pictures import image_grid, square_grid, type_loss_bars
 from gaussvae.gaussians.extraction import extract
 from gaussvae.vae.loss import channel_mse, type_losses
@@ -74,6 +75,13 @@ def test_eval_metrics_have_every_key_are_finite_and_repeat(trained, tiny_images,
     again = evaluate(GaussianEvaluation(model, stats, data, tiny_images, torch.device("cpu")),
                      "per_type", params.evaluate)
     assert again.metrics == m
+    table = pass_table(result.runs, {"psnr_fp16": "recon_px", "psnr_8bit": "recon8_px"})
+    for split in ("test", "val"):  # the per-image table averages to the metric, per split
+        rows = np.array(table.splits) == split
+        assert np.mean(table.columns["psnr_fp16"][rows]) == pytest.approx(
+            m[split]["render"]["psnr_vs_image"], abs=1e-5)
+        assert np.mean(table.columns["psnr_8bit"][rows]) == pytest.approx(
+            m[split]["render_8bit"]["psnr_vs_image"], abs=1e-5)
     write_pictures(evaluation, result, params.evaluate, tmp_path)
     for name in ("reconstructions", "prior_samples", "interpolation", "type_losses"):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -21,10 +21,15 @@ def test_more_components_reconstruct_better_and_all_of_them_exactly(tiny_images)
 
 
 def test_pca_is_scored_on_its_code_as_stored(tiny_images):
-    m = pca_metrics(tiny_images, 8)
+    m, table = pca_metrics(tiny_images, 8)
     assert m["components"] == 8
     for split in ("test", "val"):
         fp16, eight = m[split]["render"], m[split]["render_8bit"]
         assert fp16["psnr_vs_image"] > 10 and 0 < fp16["ssim_vs_image"] <= 1
         # 8 bits a dimension are another code (other numbers), as good to a fraction of a dB
         assert eight != fp16 and abs(eight["psnr_vs_image"] - fp16["psnr_vs_image"]) < 0.5
+        # the per-image table averages to the metric
+        rows = np.array(table.splits) == split
+        assert np.mean(table.columns["psnr_fp16"][rows]) == fp16["psnr_vs_image"]
+    assert sorted(table.sources) == sorted(
+        s for s, k in zip(tiny_images.sources, tiny_images.split, strict=True) if k > 0)

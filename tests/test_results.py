@@ -108,16 +108,26 @@ def test_pixel_rows_read_the_baselines_metrics():
     assert "| `pixel` | 1 | 21.00 |" in chosen_table(rows, ["pixel"])
 
 
-def test_a_difference_counts_only_beyond_twice_its_standard_error():
+def test_a_difference_holds_only_beyond_the_t_quantile_at_welch_df():
     def row(name, values):
         return [group_runs(iter_runs([_run(f"{name}-s{i}", i, 1.0, v, 0.0)], True))[name][0]
                 for i, v in enumerate(values)]
 
     ref = row("ref", [20.0, 20.2, 20.4])  # mean 20.2, std 0.2
-    near, far = row("near", [20.3, 20.5, 20.7]), row("far", [21.0, 21.2, 21.4])
     key = "val.render.psnr_vs_image"
-    assert versus(near, ref, key) == "+0.30 ± 0.16 (within spread)"  # se = 0.2 * sqrt(2/3)
-    assert versus(far, ref, key) == "+1.00 ± 0.16 (beyond spread)"
+    # se = 0.2 * sqrt(2/3) = 0.16 at 4 df, t = 2.78: a difference must exceed 0.45 dB.
+    near, mid, far = (row("near", [20.3, 20.5, 20.7]), row("mid", [20.4, 20.6, 20.8]),
+                      row("far", [21.0, 21.2, 21.4]))
+    assert versus(near, ref, key) == "+0.30 ± 0.16 (not shown: t 2.8 at 4.0 df)"
+    # beyond two standard errors (0.33) but not the t quantile: noise at 4 df
+    assert versus(mid, ref, key) == "+0.40 ± 0.16 (not shown: t 2.8 at 4.0 df)"
+    assert versus(far, ref, key) == "+1.00 ± 0.16 (holds: t 2.8 at 4.0 df)"
+    # One side's seeds nearly agree: Welch's df fall to about 2 and t rises to about 4.3.
+    tight = row("tight", [21.0, 21.001, 21.002])
+    assert versus(tight, ref, key).endswith("(holds: t 4.3 at 2.0 df)")
+    loose = row("loose", [19.6, 20.2, 20.8])  # std 0.6
+    tight2 = row("tight2", [20.85, 20.851, 20.852])
+    assert versus(tight2, loose, key) == "+0.65 ± 0.35 (not shown: t 4.3 at 2.0 df)"
 
 
 def test_committed_results_rebuild_from_the_saved_json(tmp_path, monkeypatch):
@@ -134,3 +144,22 @@ def test_committed_results_rebuild_from_the_saved_json(tmp_path, monkeypatch):
         args[args.index("--out") + 1] = str(out)
         main(args)
     assert out.read_text() == (REPO / "docs" / "RESULTS.md").read_text()
+
+
+def test_the_paired_table_is_built_from_paired_json(tmp_path):
+    paired = {"fp16": {"test": {"pca": {"mean_db": 0.5, "ci95_low": 0.41, "ci95_high": 0.6,
+                                        "images": 300, "wins": 0.9, "left_out": 0}},
+                       "val": {"pca": {"mean_db": 9.0, "ci95_low": 9.0, "ci95_high": 9.0,
+                                       "images": 300, "wins": 1.0, "left_out": 0}}},
+              "8bit": {"test": {"webp": {"mean_db": -3.0, "ci95_low": -3.2, "ci95_high": -2.8,
+                                         "images": 296, "wins": 0.01, "left_out": 4}}}}
+    (tmp_path / "paired.json").write_text(json.dumps(paired))
+    out = tmp_path / "out.md"
+    out.write_text("# Results\n")
+    main(["--paired", str(tmp_path / "paired.json"), "--out", str(out), "--append"])
+    text = out.read_text()
+    assert text.startswith("# Results\n\n## Test, paired per image")
+    assert "| float16 | PCA | +0.50 | [+0.41, +0.60] | 90% | 300 |" in text
+    assert ("| 8-bit | WebP | -3.00 | [-3.20, -2.80] | 1% | 296 (4 out of budget, left out) |"
+            in text)
+    assert "+9.00" not in text  # validation is not reported here

@@ -16,7 +16,8 @@ import torch
 
 from gaussvae.core.store import SPLITS, ImageSet
 from gaussvae.evaluation.code_storage import Uniform8Bit, as_fp16
-from gaussvae.evaluation.image_metrics import image_scores
+from gaussvae.evaluation.image_metrics import image_scores, per_image_psnr
+from gaussvae.evaluation.per_image import PsnrTable
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,23 @@ class PCACode:
         return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(len(x), *shape)
 
 
-def pca_metrics(images: ImageSet, k: int) -> dict:
+def pca_metrics(images: ImageSet, k: int) -> tuple[dict, PsnrTable]:
     """Render PSNR and SSIM of the float16 and the 8-bit PCA code on the val and test images,
-    keyed as the VAEs' metrics are (``render``, ``render_8bit``)."""
+    keyed as the VAEs' metrics are (``render``, ``render_8bit``), and the per-image PSNRs."""
     split = {name: images.images[images.split == SPLITS.index(name)] for name in SPLITS}
     code = PCACode.fit(split["train"], k)
     quantizer = Uniform8Bit.fit(code.encode(split["train"]))
     shape = images.images.shape[1:]
     out: dict = {"components": k}
+    parts = []
     for name in ("test", "val"):
         z = code.encode(split[name])
-        out[name] = {"render": image_scores(code.decode(as_fp16(z), shape), split[name],
-                                            "_vs_image"),
-                     "render_8bit": image_scores(code.decode(quantizer(z), shape), split[name],
-                                                 "_vs_image")}
-    return out
+        fp16, q8 = code.decode(as_fp16(z), shape), code.decode(quantizer(z), shape)
+        out[name] = {"render": image_scores(fp16, split[name], "_vs_image"),
+                     "render_8bit": image_scores(q8, split[name], "_vs_image")}
+        sources = [s for s, i in zip(images.sources, images.split, strict=True)
+                   if i == SPLITS.index(name)]
+        parts.append(PsnrTable(sources, [name] * len(sources),
+                               {"psnr_fp16": per_image_psnr(fp16, split[name]),
+                                "psnr_8bit": per_image_psnr(q8, split[name])}))
+    return out, PsnrTable.concat(parts)

@@ -23,6 +23,7 @@ from gaussvae.vae.model import active_units, decode_codes, encode_means
 
 @dataclass(frozen=True)
 class PixelPass:
+    sources: list[str]  # the images' sources (images.h5)
     originals: np.ndarray  # (n, S, S, 3) uint8
     mu: torch.Tensor  # (n, latent_dim)
     kl: torch.Tensor  # (n,) nats
@@ -50,7 +51,9 @@ class PixelEvaluation:
     def run_split(self, split: str) -> PixelPass:
         originals = self._originals(split)
         mu, kl = encode_means(self.model, self._normalized(originals))
-        return PixelPass(originals, mu, kl, self._images(as_fp16(mu)),
+        sources = [s for s, k in zip(self.images.sources, self.images.split, strict=True)
+                   if k == SPLITS.index(split)]
+        return PixelPass(sources, originals, mu, kl, self._images(as_fp16(mu)),
                          self._images(self.quantizer(mu)))
 
     def prior_samples(self, count: int, seed: int) -> np.ndarray:
@@ -67,10 +70,10 @@ def split_metrics(run: PixelPass) -> dict:
 
 
 def evaluate_pixel(evaluation: PixelEvaluation, settings: EvaluateParams, folder: str | Path
-                   ) -> dict:
-    """baselines/metrics/eval.json (per split, and the prior samples' statistics), and the
-    pictures in ``folder``: reconstructions.png (original | pixel autoencoder) and
-    prior_samples.png."""
+                   ) -> tuple[dict, dict[str, PixelPass]]:
+    """baselines/metrics/eval.json (per split, and the prior samples' statistics) and the
+    passes it was computed from (test, val); the pictures in ``folder``: reconstructions.png
+    (original | pixel autoencoder) and prior_samples.png."""
     runs = {split: evaluation.run_split(split) for split in ("test", "val")}
     metrics: dict = {split: split_metrics(run) for split, run in runs.items()}
     samples = evaluation.prior_samples(SAMPLES, settings.seed)
@@ -80,4 +83,4 @@ def evaluate_pixel(evaluation: PixelEvaluation, settings: EvaluateParams, folder
     save_png(image_grid([test.originals[:n], test.recon_px[:n]], ["original", "pixel AE"]),
              folder / "reconstructions.png")
     save_png(square_grid(samples[: settings.prior_samples]), folder / "prior_samples.png")
-    return rounded(metrics, 5)
+    return rounded(metrics, 5), runs

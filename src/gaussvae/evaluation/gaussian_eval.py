@@ -76,6 +76,7 @@ def oracle_psnr(decoded: torch.Tensor, fitted: torch.Tensor, originals: np.ndarr
 class SplitPass:
     """One split encoded, decoded from its stored codes and rendered, once."""
 
+    sources: list[str]  # the images' sources (images.h5), in the order of every array here
     originals: np.ndarray  # (n, S, S, 3) uint8, the images
     fitted: torch.Tensor  # (n, N, 8) the fits, stored units
     decoded: torch.Tensor  # (n, N, 8) decoded from the float16 code, stored units
@@ -114,7 +115,8 @@ class GaussianEvaluation:
         mu, kl = encode_means(self.model, self._normalized(fitted))
         decoded = self.decode(as_fp16(mu))  # stored units, whatever the model's encoding
         rows = image_rows(self.images, self.gaussians, self.gaussians.select(split))
-        return SplitPass(self.images.images[rows], fitted, decoded, mu, kl,
+        return SplitPass([self.images.sources[r] for r in rows], self.images.images[rows],
+                         fitted, decoded, mu, kl,
                          render_uint8(fitted, self.spec), render_uint8(decoded, self.spec),
                          render_uint8(self.decode(self.quantizer(mu)), self.spec))
 
@@ -152,8 +154,12 @@ class Evaluation:
     """What the evaluate stage computed: the metrics, and what the pictures are drawn from."""
 
     metrics: dict  # metrics/eval.json
-    test: SplitPass
+    runs: dict[str, SplitPass]  # test and val
     samples: np.ndarray  # images decoded from the prior, (SAMPLES, S, S, 3) uint8
+
+    @property
+    def test(self) -> SplitPass:
+        return self.runs["test"]
 
 
 def evaluate(evaluation: GaussianEvaluation, weighting: str, settings: EvaluateParams
@@ -165,7 +171,7 @@ def evaluate(evaluation: GaussianEvaluation, weighting: str, settings: EvaluateP
     samples = evaluation.prior_samples(SAMPLES, settings.seed)
     metrics["samples"] = sample_statistics(samples, runs["test"].originals,
                                            runs["val"].originals)
-    return Evaluation(rounded(metrics, 5), runs["test"], samples)
+    return Evaluation(rounded(metrics, 5), runs, samples)
 
 
 def write_pictures(evaluation: GaussianEvaluation, result: Evaluation,

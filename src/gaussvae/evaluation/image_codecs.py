@@ -9,12 +9,13 @@ if it met the budget.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from gaussvae.evaluation.image_metrics import image_scores
+from gaussvae.evaluation.image_metrics import image_scores, psnr_uint8
 
 QUALITIES = {"WEBP": (0, 100), "JPEG": (1, 95)}  # Pillow's useful ranges
 # Sizes grow with quality almost monotonically; after the binary search a few qualities above
@@ -62,13 +63,26 @@ def within_budget(image: np.ndarray, fmt: str, budget: int) -> Coded:
     return best
 
 
-def codec_metrics(images: np.ndarray, budget: int) -> dict:
-    """WebP and JPEG within ``budget`` bytes on images (n, S, S, 3) uint8: mean PSNR, SSIM,
-    bytes and quality when every image fits; otherwise how many do not, and their smallest
-    files' mean size."""
+def code_images(images: np.ndarray, budget: int) -> dict[str, list[Coded]]:
+    """Every image (n, S, S, 3) uint8 coded by each format within ``budget`` bytes."""
+    return {fmt: [within_budget(img, fmt, budget) for img in images] for fmt in QUALITIES}
+
+
+def coded_psnr(coded: list[Coded], images: np.ndarray) -> np.ndarray:
+    """Per-image PSNR (dB) of ``coded`` against ``images``; NaN where out of budget."""
+    return np.array([math.nan if c.decoded is None else psnr_uint8(c.decoded, img)
+                     for c, img in zip(coded, images, strict=True)])
+
+
+def codec_metrics(images: np.ndarray, budget: int,
+                  coded_by: dict[str, list[Coded]] | None = None) -> dict:
+    """WebP and JPEG within ``budget`` bytes on images (n, S, S, 3) uint8 (coded here, or
+    given as ``code_images``'s ``coded_by``): mean PSNR, SSIM, bytes and quality when every
+    image fits; otherwise how many do not, and their smallest files' mean size."""
     out: dict = {"budget_bytes": budget}
+    coded_by = coded_by or code_images(images, budget)
     for fmt in QUALITIES:
-        coded = [within_budget(img, fmt, budget) for img in images]
+        coded = coded_by[fmt]
         missed = [c.size for c in coded if c.quality is None]
         if missed:
             out[fmt.lower()] = {"unreachable_images": len(missed),

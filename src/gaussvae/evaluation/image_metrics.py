@@ -12,9 +12,14 @@ def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
     return float(-10.0 * np.log10(max(mse, 1e-12)))
 
 
+def per_image_psnr(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """PSNR (dB) of each image (n, S, S, 3) uint8 against its reference, (n,) float64."""
+    return np.array([psnr_uint8(p, r) for p, r in zip(pred, ref, strict=True)], np.float64)
+
+
 def mean_psnr(pred: np.ndarray, ref: np.ndarray) -> float:
     """Mean PSNR (dB) over images (n, S, S, 3) uint8."""
-    return float(np.mean([psnr_uint8(p, r) for p, r in zip(pred, ref, strict=True)]))
+    return float(np.mean(per_image_psnr(pred, ref)))
 
 
 def image_scores(pred: np.ndarray, ref: np.ndarray, suffix: str = "") -> dict[str, float]:

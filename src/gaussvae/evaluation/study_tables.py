@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.stats
 
 from gaussvae.core.errors import UserError
 from gaussvae.evaluation.sample_statistics import FEATURES
@@ -170,19 +171,31 @@ def _cell(s: tuple[float, float, int] | None, decimals: int) -> str:
     return f"{mean:.{decimals}f}" if n == 1 else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
+def welch(a: tuple[float, float, int], b: tuple[float, float, int]) -> tuple[float, float]:
+    """Standard error of the difference of two means (mean, std, count) and its Welch
+    degrees of freedom."""
+    va, vb = a[1] ** 2 / a[2], b[1] ** 2 / b[2]
+    se = float(np.sqrt(va + vb))
+    df = (va + vb) ** 2 / (va ** 2 / (a[2] - 1) + vb ** 2 / (b[2] - 1)) if va + vb > 0 else np.inf
+    return se, float(df)
+
+
 def versus(members: list[Run], reference: list[Run], key: str) -> str:
     """A row's mean minus the reference's, ± the standard error of that difference (Welch),
-    and whether it exceeds the run-to-run spread: |difference| > 2 standard errors, with at
-    least two seeds on each side (fewer give no spread to compare with)."""
+    and whether the difference holds at its degrees of freedom: |difference| > t x standard
+    error, t the two-sided 5% quantile of Student's t at Welch's df (about 4.3 for three seeds
+    a side with unequal spreads, where two standard errors would call noise real). At least two
+    seeds on each side (fewer give no spread to compare with)."""
     a, b = stats(members, EVAL, key), stats(reference, EVAL, key)
     if a is None or b is None:
         return "-"
     diff = a[0] - b[0]
     if a[2] < 2 or b[2] < 2:
         return f"{diff:+.2f} (one seed: no spread)"
-    se = float(np.sqrt(a[1] ** 2 / a[2] + b[1] ** 2 / b[2]))
-    verdict = "beyond spread" if abs(diff) > 2 * se else "within spread"
-    return f"{diff:+.2f} ± {se:.2f} ({verdict})"
+    se, df = welch(a, b)
+    t = float(scipy.stats.t.ppf(0.975, df))
+    verdict = "holds" if abs(diff) > t * se else "not shown"
+    return f"{diff:+.2f} ± {se:.2f} ({verdict}: t {t:.1f} at {df:.1f} df)"
 
 
 def _table(titles: list[str], body: list[list[str]]) -> str:
@@ -229,6 +242,25 @@ def chosen_table(rows: dict[str, list[Run]], names: list[str]) -> str:
     return table
 
 
+PAIRED_NAMES = {"pixel": "pixel-space VAE", "pca": "PCA", "webp": "WebP", "jpeg": "JPEG"}
+CODE_NAMES = {"fp16": "float16", "8bit": "8-bit"}
+
+
+def paired_table(paired: dict, split: str = "test") -> str:
+    """baselines/metrics/paired.json as a table: per code and baseline, the Gaussian VAE's mean
+    per-image PSNR difference on ``split``, its bootstrap 95% interval, the share of images it
+    wins and how many images were compared (a codec's images out of its budget left out)."""
+    body = []
+    for code, by_split in paired.items():
+        for name, m in by_split.get(split, {}).items():
+            left = f" ({m['left_out']} out of budget, left out)" if m["left_out"] else ""
+            body.append([CODE_NAMES.get(code, code), PAIRED_NAMES.get(name, name),
+                         f"{m['mean_db']:+.2f}", f"[{m['ci95_low']:+.2f}, {m['ci95_high']:+.2f}]",
+                         f"{100 * m['wins']:.0f}%", f"{m['images']}{left}"])
+    return _table(["code", "baseline", "VAE minus baseline, dB", "95% interval (bootstrap)",
+                   "images the VAE wins", "images"], body)
+
+
 def _heading(title: str | None, what: str) -> str:
     """A table's heading, under the study's title when the file holds several studies."""
     return f"## {title}, {what}\n\n" if title else f"## {what[0].upper()}{what[1:]}\n\n"
@@ -257,9 +289,18 @@ def _main(argv: list[str] | None) -> None:
                         help="rows whose TEST metrics are reported (chosen on validation)")
     parser.add_argument("--title", help="name of the study, put in front of each table's heading "
                         "(for a file that holds more than one study)")
+    parser.add_argument("--paired", metavar="JSON",
+                        help="instead of a study: the paired per-image table of this "
+                             "baselines/metrics/paired.json")
     parser.add_argument("--append", action="store_true",
                         help="add to the end of --out instead of replacing it")
     args = parser.parse_args(argv)
+    if args.paired:
+        text = (_heading(args.title, "test, paired per image: the default Gaussian VAE minus "
+                         "each baseline") + paired_table(json.loads(Path(args.paired).read_text()))
+                + "\n")
+        _write(text, args.out, args.append)
+        return
     if args.json:
         tree = json.loads(Path(args.json).read_text())
     else:
@@ -283,11 +324,16 @@ def _main(argv: list[str] | None) -> None:
     if args.test_rows:
         text += ("\n" + _heading(args.title, "test: the chosen rows only")
                  + chosen_table(rows, args.test_rows) + "\n")
-    if args.out and args.append:
-        with open(args.out, "a") as out:
-            out.write("\n" + text)
-    elif args.out:
-        Path(args.out).write_text(text)
+    _write(text, args.out, args.append)
+
+
+def _write(text: str, out: str | None, append: bool) -> None:
+    """``text`` to ``out`` (after what it holds, with ``append``), or to stdout."""
+    if out and append:
+        with open(out, "a") as f:
+            f.write("\n" + text)
+    elif out:
+        Path(out).write_text(text)
     else:
         sys.stdout.write(text)
 
