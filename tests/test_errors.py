@@ -86,7 +86,8 @@ def test_a_crafted_model_file_is_refused_and_runs_nothing(tmp_path):
     # the stage says the same in one line, exit code 2, and the marker still does not exist
     result = subprocess.run([sys.executable, str(REPO / "stages" / "evaluate.py"), "--params",
                              str(REPO / "params.yaml"), "--images", "x", "--gaussians", "x",
-                             "--model", str(crafted), "--metrics", "m.json", "--plots", "p"],
+                             "--model", str(crafted), "--metrics", "m.json", "--plots", "p",
+                             "--per-image", "i.tsv"],
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
