@@ -163,3 +163,27 @@ def test_the_paired_table_is_built_from_paired_json(tmp_path):
     assert ("| 8-bit | WebP | -3.00 | [-3.20, -2.80] | 1% | 296 (4 out of budget, left out) |"
             in text)
     assert "+9.00" not in text  # validation is not reported here
+
+
+def test_the_counts_the_header_types_are_the_saved_studies():
+    """Every 'study N: R rows x S seeds = M runs' and the best-epoch count in
+    docs/RESULTS.header.md agree with docs/results/studyN.json."""
+    import re
+
+    header = (REPO / "docs/RESULTS.header.md").read_text()
+    claims = re.findall(r"study (\d): (\d+) rows x (\d+) seeds = (\d+) runs", header)
+    assert {c[0] for c in claims} == {"1", "2"}
+    studies = {}
+    for study, n_rows, seeds, runs in claims:
+        rows = group_runs(iter_runs(json.loads(
+            (REPO / f"docs/results/study{study}.json").read_text())))
+        studies[study] = rows
+        assert len(rows) == int(n_rows)
+        assert {len(r) for r in rows.values()} == {int(seeds)}
+        assert sum(len(r) for r in rows.values()) == int(runs) == int(n_rows) * int(seeds)
+    last, total = map(int, re.search(r"the last in (\d+) of the (\d+) study-2 runs",
+                                     " ".join(header.split())).groups())
+    runs = [r for rs in studies["2"].values() for r in rs]
+    train = [r.metrics["metrics/train.json"] for r in runs]
+    assert total == len(runs)
+    assert last == sum(t["best_epoch"] == t["epochs_run"] for t in train)
