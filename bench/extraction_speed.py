@@ -26,9 +26,8 @@ from PIL import Image
 from gaussvae.core.params import ExtractParams, load_params
 from gaussvae.core.store import ImageSet
 from gaussvae.gaussians.dense_render import render_autograd, render_dense
-from gaussvae.gaussians.extraction import extract
+from gaussvae.gaussians.extraction import dense_psnr, extract
 from gaussvae.gaussians.fit import fit_images
-from gaussvae.gaussians.render import psnr
 from gaussvae.gaussians.slots import grid_slots
 from gaussvae.images.folder import list_images, load_image
 from gaussvae.images.synth import generate_image
@@ -60,25 +59,18 @@ def anchor_psnr(pixels: np.ndarray, side: int) -> float:
     return float(np.mean(out))
 
 
-def dense_mean_psnr(gaussians: np.ndarray, pixels: np.ndarray) -> float:
-    size = pixels.shape[1]
-    with torch.no_grad():
-        return float(np.mean([float(psnr(render_dense(torch.from_numpy(gaussians[i:i + 1]), size),
-                                         torch.from_numpy(pixels[i:i + 1]).float() / 255.0))
-                              for i in range(len(pixels))]))
-
-
 def size_row(pixels: np.ndarray, settings: ExtractParams) -> dict[str, float]:
     """images/s, windowed, dense and anchor PSNR of extracting ``pixels`` (one warm-up batch)."""
     n = settings.batch_size
     extract(image_set(pixels[:n]), settings, torch.device("cpu"))  # warm-up at this size
     start = time.perf_counter()
-    result = extract(image_set(pixels), settings, torch.device("cpu"))
+    images = image_set(pixels)
+    result = extract(images, settings, torch.device("cpu"))
     ips = len(pixels) / (time.perf_counter() - start)
     side = round(math.sqrt(settings.num_gaussians))
     return {"ips": ips, "mpx": ips * pixels.shape[1] ** 2 / 1e6,
             "windowed": float(result.psnr.mean()),
-            "dense": dense_mean_psnr(result.gaussians, pixels),
+            "dense": float(dense_psnr(result, images, "train", len(pixels)).mean()),
             "anchor": anchor_psnr(pixels, side)}
 
 

@@ -9,10 +9,10 @@ import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
 from gaussvae.core.atomic import rounded, write_json
 from gaussvae.core.cli import run_stage, stage_parser
 from gaussvae.core.params import load_params
-from gaussvae.core.store import SPLITS, read_images
+from gaussvae.core.store import read_images
 from gaussvae.evaluation.code_storage import BYTES_PER_DIM
-from gaussvae.evaluation.image_codecs import code_images, codec_metrics, coded_psnr
-from gaussvae.evaluation.per_image import PsnrTable, write_psnr_table
+from gaussvae.evaluation.image_codecs import codec_study
+from gaussvae.evaluation.per_image import write_psnr_table
 
 
 def main() -> None:
@@ -24,20 +24,10 @@ def main() -> None:
     args = parser.parse_args()
     latent_dim = load_params(args.params).latent_dim
     images = read_images(args.images)
-    metrics, parts = {}, []
-    for split in ("test", "val"):
-        rows = images.split == SPLITS.index(split)
-        pixels = images.images[rows]
-        metrics[split], columns = {}, {}
-        for name, per_dim in BYTES_PER_DIM.items():
-            coded = code_images(pixels, latent_dim * per_dim)
-            metrics[split][name] = codec_metrics(pixels, latent_dim * per_dim, coded)
-            columns.update({f"{fmt.lower()}_{name}": coded_psnr(c, pixels)
-                            for fmt, c in coded.items()})
-        sources = [s for s, keep in zip(images.sources, rows, strict=True) if keep]
-        parts.append(PsnrTable(sources, [split] * len(sources), columns))
+    metrics, table = codec_study(images, {name: latent_dim * per_dim
+                                          for name, per_dim in BYTES_PER_DIM.items()})
     write_json(args.metrics, rounded(metrics, 5))
-    write_psnr_table(args.per_image, PsnrTable.concat(parts))
+    write_psnr_table(args.per_image, table)
     t = metrics["test"]["fp16"]
     print(f"test, {t['budget_bytes']} bytes: WebP "
           + (f"{t['webp']['psnr']:.2f} dB" if "psnr" in t["webp"] else "unreachable"))

@@ -17,7 +17,7 @@ import torch
 from gaussvae.core.store import SPLITS, ImageSet
 from gaussvae.evaluation.code_storage import Uniform8Bit, as_fp16
 from gaussvae.evaluation.image_metrics import image_scores, per_image_psnr
-from gaussvae.evaluation.per_image import PsnrTable
+from gaussvae.evaluation.per_image import PsnrTable, split_sources
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,7 @@ def pca_metrics(images: ImageSet, k: int) -> tuple[dict, PsnrTable]:
         fp16, q8 = code.decode(as_fp16(z), shape), code.decode(quantizer(z), shape)
         out[name] = {"render": image_scores(fp16, split[name], "_vs_image"),
                      "render_8bit": image_scores(q8, split[name], "_vs_image")}
-        sources = [s for s, i in zip(images.sources, images.split, strict=True)
-                   if i == SPLITS.index(name)]
+        sources = split_sources(images, name)
         parts.append(PsnrTable(sources, [name] * len(sources),
                                {"psnr_fp16": per_image_psnr(fp16, split[name]),
                                 "psnr_8bit": per_image_psnr(q8, split[name])}))

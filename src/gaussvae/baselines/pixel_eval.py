@@ -16,6 +16,7 @@ from gaussvae.core.params import EvaluateParams
 from gaussvae.core.store import SPLITS, ImageSet
 from gaussvae.evaluation.code_storage import Uniform8Bit, as_fp16
 from gaussvae.evaluation.image_metrics import image_scores
+from gaussvae.evaluation.per_image import split_sources
 from gaussvae.evaluation.pictures import image_grid, save_png, square_grid
 from gaussvae.evaluation.sample_statistics import SAMPLES, sample_statistics
 from gaussvae.vae.model import active_units, decode_codes, encode_means
@@ -51,10 +52,8 @@ class PixelEvaluation:
     def run_split(self, split: str) -> PixelPass:
         originals = self._originals(split)
         mu, kl = encode_means(self.model, self._normalized(originals))
-        sources = [s for s, k in zip(self.images.sources, self.images.split, strict=True)
-                   if k == SPLITS.index(split)]
-        return PixelPass(sources, originals, mu, kl, self._images(as_fp16(mu)),
-                         self._images(self.quantizer(mu)))
+        return PixelPass(split_sources(self.images, split), originals, mu, kl,
+                         self._images(as_fp16(mu)), self._images(self.quantizer(mu)))
 
     def prior_samples(self, count: int, seed: int) -> np.ndarray:
         gen = torch.Generator().manual_seed(seed)

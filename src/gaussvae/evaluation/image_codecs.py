@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from gaussvae.core.store import SPLITS, ImageSet
 from gaussvae.evaluation.image_metrics import image_scores, psnr_uint8
+from gaussvae.evaluation.per_image import PsnrTable, split_sources
 
 QUALITIES = {"WEBP": (0, 100), "JPEG": (1, 95)}  # Pillow's useful ranges
 # Sizes grow with quality almost monotonically; after the binary search a few qualities above
@@ -93,3 +95,21 @@ def codec_metrics(images: np.ndarray, budget: int,
                             "bytes": float(np.mean([c.size for c in coded])),
                             "quality": float(np.mean([c.quality for c in coded]))}
     return out
+
+
+def codec_study(images: ImageSet, budgets: dict[str, int],
+                splits: tuple[str, ...] = ("test", "val")) -> tuple[dict, PsnrTable]:
+    """metrics/codecs.json (per split and budget name, ``codec_metrics``) and the per-image
+    PSNRs (columns ``<format>_<budget name>``), each image coded once per budget."""
+    metrics, parts = {}, []
+    for split in splits:
+        pixels = images.images[images.split == SPLITS.index(split)]
+        metrics[split], columns = {}, {}
+        for name, budget in budgets.items():
+            coded = code_images(pixels, budget)
+            metrics[split][name] = codec_metrics(pixels, budget, coded)
+            columns.update({f"{fmt.lower()}_{name}": coded_psnr(c, pixels)
+                            for fmt, c in coded.items()})
+        sources = split_sources(images, split)
+        parts.append(PsnrTable(sources, [split] * len(sources), columns))
+    return metrics, PsnrTable.concat(parts)

@@ -17,6 +17,7 @@ import numpy as np
 
 from gaussvae.core.atomic import atomic_path
 from gaussvae.core.errors import StaleFileError
+from gaussvae.core.store import SPLITS, ImageSet
 from gaussvae.evaluation.image_metrics import per_image_psnr
 
 
@@ -32,6 +33,12 @@ class PsnrTable:
     def concat(cls, parts: list[PsnrTable]) -> PsnrTable:
         return cls(sum((p.sources for p in parts), []), sum((p.splits for p in parts), []),
                    {k: np.concatenate([p.columns[k] for p in parts]) for k in parts[0].columns})
+
+
+def split_sources(images: ImageSet, split: str) -> list[str]:
+    """The sources of ``split``'s images, in the order ``images.images[split mask]`` has them."""
+    k = SPLITS.index(split)
+    return [s for s, i in zip(images.sources, images.split, strict=True) if i == k]
 
 
 def write_psnr_table(path: str | Path, table: PsnrTable) -> None:
