@@ -40,7 +40,7 @@ def main() -> None:
     data = read_gaussians(args.gaussians)  # whole file into memory once
     stats = NormStats.from_json(read_json(args.stats))
     images = read_images(args.images) if t.render_target == "image" else None
-    orders = np.load(args.symmetries) if t.symmetries > 1 else None  # (n_train, K, N)
+    orders = np.load(args.symmetries) if t.symmetries > 1 else None  # (n_train or 1, K, N)
     paths = TrainPaths(Path(args.model), Path(args.checkpoint), Path(args.logdir),
                        Path(args.history), Path(args.metrics))
     dist = setup_distributed(resolve_device(t.device))

@@ -39,7 +39,10 @@ def test_sweep_knobs_are_top_level():
         (lambda r: r["prepare"].update(source="folder", folder=None), "prepare.folder must"),
         (lambda r: r.update(train=[1, 2]), "train must be a mapping"),
         (lambda r: (r["train"].update(arch="conv2d_grid"), r["extract"].update(ordering="morton")),
-         "train.arch conv2d_grid needs extract.ordering grid"),
+         "train.arch conv2d_grid needs extract.ordering anchored or grid"),
+        (lambda r: (r["extract"].update(num_gaussians=50), r["train"].update(symmetries=8)),
+         "train.symmetries 8 with extract.ordering anchored needs extract.num_gaussians of the "
+         "form 4k or 4k + 1, got 50 (use 48 or 52"),
         (lambda r: r["train"].update(arch="conv1d", attention_blocks=1),
          "train.attention_blocks works over the slot grid; train.arch conv1d has none"),
         (lambda r: (r["train"].update(arch="conv1d"), r["extract"].update(num_gaussians=30)),

@@ -68,7 +68,7 @@ def test_a_file_of_another_schema_is_a_one_line_error(tmp_path, tiny_images):
         f.attrs["schema_version"] = 1
     with pytest.raises(StaleFileError) as info:
         read_gaussians(tmp_path / "g.h5")
-    assert str(info.value) == (f"{tmp_path / 'g.h5'}: schema version 1, this code reads 3; "
+    assert str(info.value) == (f"{tmp_path / 'g.h5'}: schema version 1, this code reads 4; "
                                "re-run extract (dvc repro extract)")
 
 

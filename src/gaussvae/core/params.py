@@ -25,7 +25,8 @@ from gaussvae.core.geometry import COVERED_SIGMAS, covering_window, slot_spacing
 
 Arch = Literal["conv1d", "resnet_conv1d", "conv2d_grid", "resnet_conv2d_grid"]
 GRID_ARCHS: tuple[str, ...] = ("conv2d_grid", "resnet_conv2d_grid")  # convolve over the slot grid
-Ordering = Literal["grid", "morton"]
+Ordering = Literal["anchored", "grid", "morton"]
+SLOT_ORDERINGS: tuple[str, ...] = ("anchored", "grid")  # index i is slot i of the lattice
 Encoding = Literal["raw", "ellipse"]
 Weighting = Literal["per_type", "equal"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -102,6 +103,7 @@ class ExtractParams(Section):
 
     num_gaussians: Annotated[int, rule(lambda v: v >= 4, "an integer >= 4")]
     ordering: Ordering
+    max_offset: Positive
     steps: AtLeast0
     batch_size: AtLeast1
     window: Annotated[int | str, rule(lambda v: v == "auto" or (
@@ -123,6 +125,12 @@ class ExtractParams(Section):
     def _scale_range(self) -> ExtractParams:
         require_below(self, "min_scale", "max_scale", "extract")
         return self
+
+    def offset_bound(self) -> float:
+        """How far (fraction of the image side) an anchored fit's centre may leave its slot;
+        the other orderings bound centres only by the image."""
+        return self.max_offset / math.sqrt(self.num_gaussians) if self.ordering == "anchored" \
+            else math.inf
 
     def spacing_px(self, image_size: int) -> float:
         """Pixels between neighbouring slots at ``image_size``."""
@@ -236,11 +244,18 @@ class Params(Section):
     def _model_fits_the_data(self) -> Params:
         arch, n = self.train.arch, self.extract.num_gaussians
         grid = arch in GRID_ARCHS
-        if grid and self.extract.ordering != "grid":
+        if grid and self.extract.ordering not in SLOT_ORDERINGS:
             # Slot k of a Morton sequence has no fixed place on the grid to convolve over.
             raise cross_field(
-                f"train.arch {arch} needs extract.ordering grid, got "
+                f"train.arch {arch} needs extract.ordering anchored or grid, got "
                 f"{self.extract.ordering!r} (use -S train.arch=conv1d for a Morton sequence)")
+        if self.extract.ordering == "anchored" and self.train.symmetries > 1 and n % 4 > 1:
+            # Only 4k or 4k + 1 slots can be a set the eight symmetries map onto itself
+            # (orbits of 1, 4 and 8 cells; gaussians/slots.py).
+            raise cross_field(
+                f"train.symmetries {self.train.symmetries} with extract.ordering anchored needs "
+                f"extract.num_gaussians of the form 4k or 4k + 1, got {n} (use {n - n % 4} or "
+                f"{n - n % 4 + 4}, or train.symmetries 1)")
         if self.train.attention_blocks and not grid:
             raise cross_field(f"train.attention_blocks works over the slot grid; train.arch {arch} "
                               "has none (use resnet_conv2d_grid, or attention_blocks 0)")

@@ -25,7 +25,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 # Bumped when a file's meaning changes; reading another version is a one-line error.
 # gaussians.h5 v3: window and sigma bounds follow the slot spacing (``window``, ``scale_range``
 # attributes), so the window covers 3 sigma at any image size (any renderer agrees).
-SCHEMA_VERSIONS = {"images": 1, "gaussians": 3}
+SCHEMA_VERSIONS = {"images": 1, "gaussians": 4}
 STAGE_OF = {"images": "prepare", "gaussians": "extract"}
 _STR = h5py.string_dtype(encoding="utf-8")
 

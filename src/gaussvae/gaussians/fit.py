@@ -1,7 +1,12 @@
 """Batched fitting of 2D Gaussians to images (Adam on a pixel loss, projected to valid ranges).
 
 Ranges after every step (the file's schema, docs/gaussians.md):
-  xy in [0, 1]; sigma in [min_scale, max_scale] slot spacings; colour in [0, 1].
+  xy in [0, 1], and with anchored ordering within ``max_offset`` slot spacings of the
+  Gaussian's slot along x and y; sigma in [min_scale, max_scale] slot spacings; colour in [0, 1].
+Every range, the start and the step are the same for an image and its flips and quarter turns
+(the slot set, the box round each slot and the colour sampled at each slot map onto themselves),
+so the anchored fit of a turned image is the turned fit, with its Gaussians permuted among the
+slots (tests/test_symmetry.py).
 Every length of the fit is in slot spacings and its learning rates are in fractions of the image
 side (or on log-sigma), so the fit of an image at 256 px takes the steps the fit of the same
 image at 64 px takes, with four times the pixels per length (core/geometry.py).
@@ -33,7 +38,7 @@ class FitResult:
 
 def init_gaussians(images: torch.Tensor, slots: torch.Tensor,
                    settings: ExtractParams) -> torch.Tensor:
-    """Gaussians (B, N, 8) on the slot grid, coloured by the (3x3-smoothed) image at each slot.
+    """Gaussians (B, N, 8) on the slots, coloured by the (3x3-smoothed) image at each slot.
 
     images: (B, S, S, 3) in [0, 1]; slots: (N, 2) in [0, 1]. Round, with sigma
     ``settings.init_scale`` x the slot spacing: under normalized blending a smaller start is a
@@ -43,9 +48,11 @@ def init_gaussians(images: torch.Tensor, slots: torch.Tensor,
     n = slots.shape[0]
     smooth = F.avg_pool2d(images.permute(0, 3, 1, 2), 3, stride=1, padding=1,
                           count_include_pad=False)  # (B, 3, S, S)
-    ix = (slots[:, 0] * size).long().clamp(0, size - 1)
-    iy = (slots[:, 1] * size).long().clamp(0, size - 1)
-    colours = smooth[:, :, iy, ix].permute(0, 2, 1)  # (B, N, 3)
+    # Bilinear between pixel centres: a slot on a pixel boundary (the lattice's middle row at
+    # an even size) takes both sides equally, so a flipped image starts with flipped colours.
+    where = (slots * 2 - 1).to(images.dtype).expand(b, 1, n, 2)
+    colours = F.grid_sample(smooth, where, mode="bilinear", padding_mode="border",
+                            align_corners=False)[:, :, 0].permute(0, 2, 1)  # (B, N, 3)
     lo, hi = settings.sigma_px(size)
     sigma = min(max(settings.init_scale * settings.spacing_px(size), lo), hi) / size
     out = torch.empty(b, n, NUM_CHANNELS, dtype=images.dtype, device=images.device)
@@ -103,6 +110,9 @@ def fit_images(
         {"params": [feat], "lr": settings.lr_feat},
     ], betas=(settings.adam_beta1, settings.adam_beta2))
     window = settings.window_px(size)
+    reach = settings.offset_bound()
+    xy_lo = (slots - reach).clamp(0.0, 1.0) if math.isfinite(reach) else torch.zeros_like(slots)
+    xy_hi = (slots + reach).clamp(0.0, 1.0) if math.isfinite(reach) else torch.ones_like(slots)
     lo, hi = settings.sigma_px(size)
     log_lo, log_hi = math.log(lo / size), math.log(hi / size)
     history: list[float] = []
@@ -114,7 +124,7 @@ def fit_images(
         mse.sum().backward()
         opt.step()
         with torch.no_grad():
-            xy.clamp_(0.0, 1.0)
+            xy.clamp_(xy_lo, xy_hi)
             log_s.clamp_(log_lo, log_hi)
             feat.clamp_(0.0, 1.0)
         history.append(float((-10.0 * torch.log10(mse.detach().clamp_min(1e-12))).mean()))

@@ -80,13 +80,14 @@ def gaussian_job(params: Params, data: GaussianSet, stats: NormStats,
         raise StaleFileError(f"train.symmetries {t.symmetries} needs the symmetries stage's "
                              "orders (stages/train.py --symmetries data/symmetries.npy)")
     if orders is None:
-        orders = np.arange(fits.shape[1])[None, None].repeat(len(fits), 0)
-    if orders.shape[:1] != fits.shape[:1] or orders.shape[1] < t.symmetries:
+        orders = np.arange(fits.shape[1])[None, None]
+    if (orders.shape[0] not in (1, len(fits)) or orders.shape[1] < t.symmetries
+            or orders.shape[2] != fits.shape[1]):
         raise StaleFileError(f"symmetry orders of shape {orders.shape} do not fit the "
                              f"{len(fits)} training fits; re-run the symmetries stage")
-    train_set = GaussianTrainingSet(
-        fits, stats, torch.from_numpy(orders[:, :t.symmetries].astype(np.int64)).to(device),
-        targets)
+    # One table (anchored ordering) holds for every fit: a view, not n copies.
+    table = torch.from_numpy(orders[:, :t.symmetries].astype(np.int64)).to(device)
+    train_set = GaussianTrainingSet(fits, stats, table.expand(len(fits), -1, -1), targets)
     config = VAEConfig.from_params(params, fits.shape[1])
     x_val = torch.from_numpy(data.gaussians[data.select("val")]).to(device)
     return TrainingJob(config, lambda: build_model(config, stats), train_set,

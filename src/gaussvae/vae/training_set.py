@@ -26,9 +26,9 @@ def pixel_maps(size: int, count: int, device: torch.device) -> torch.Tensor:
 
 @dataclass
 class GaussianTrainingSet:
-    """Fitted Gaussians (n, N, 8) in stored units; ``orders`` (n, K, N) the grid order of each
-    fit under symmetry k (row 0 the identity); ``targets`` (n, S, S, 3) the render term's target
-    images, or None without one."""
+    """Fitted Gaussians (n, N, 8) in stored units; ``orders`` (n, K, N) the order of each fit
+    under symmetry k (row 0 the identity; with anchored ordering one table expanded to n);
+    ``targets`` (n, S, S, 3) the render term's target images, or None without one."""
 
     fits: torch.Tensor
     stats: NormStats
