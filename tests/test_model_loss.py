@@ -9,6 +9,7 @@ from gaussvae.vae.model import (
     MODELS,
     DiagonalGaussian,
     GridVAE,
+    ResBlock,
     SequenceVAE,
     SlotGrid,
     VAEConfig,
@@ -184,3 +185,15 @@ def test_per_type_weighting_follows_the_encoding_the_model_sees():
     expected = (1 + 2) / 2 + 3 / 1 + (5 + 7) / 2 + (1 + 2 + 6) / 3
     assert float(reconstruction(per_channel, "per_type", ELLIPSE_TYPES)) == pytest.approx(expected)
     assert float(type_losses(per_channel, ELLIPSE_TYPES)["rot"]) == pytest.approx(6.0)
+
+
+def test_decoder_blocks_add_residual_blocks_on_the_coarsest_grid():
+    plain = build_model(_cfg(arch="resnet_conv2d_grid", decoder_filters=(8,)))
+    deep = build_model(_cfg(arch="resnet_conv2d_grid", decoder_filters=(8,), decoder_blocks=2))
+    blocks = [m for m in deep.decoder if isinstance(m, ResBlock)]
+    assert len(blocks) == len([m for m in plain.decoder if isinstance(m, ResBlock)]) + 2
+    first = next(i for i, m in enumerate(deep.decoder) if isinstance(m, ResBlock))
+    assert first < next(i for i, m in enumerate(deep.decoder)
+                        if isinstance(m, torch.nn.Upsample))  # before the first upsampling
+    pred, _ = deep(torch.randn(2, 64, 8))
+    assert pred.shape == (2, 64, 8)

@@ -21,6 +21,7 @@ from gaussvae.vae.model import VAEConfig, build_model
 from gaussvae.vae.model_file import load_model
 from gaussvae.vae.trainer import (
     TrainPaths,
+    cosine_lr_factor,
     epoch_order,
     make_trainer,
     seed_noise,
@@ -294,3 +295,22 @@ def test_an_epoch_visits_every_example_once_under_a_drawn_symmetry():
     assert len(set((order % 8).tolist())) > 4  # under various symmetries
     again = epoch_order(50, 0, 3, 0, 1, symmetries=8)
     assert torch.equal(order, again) and not torch.equal(order, epoch_order(50, 0, 4, 0, 1, 8))
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    factors = [cosine_lr_factor(s, 100, 10) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == 1.0  # linear over 10 steps
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:], strict=False))
+    assert factors[55] == pytest.approx(0.5) and factors[-1] < 0.001
+
+
+def test_a_cosine_run_ends_near_zero_learning_rate(tmp_path, tiny_data):
+    _, data, stats = tiny_data
+    params = make_params(**{"train.epochs": 4, "train.lr_schedule": "cosine",
+                            "train.lr_warmup_epochs": 1})
+    train_gaussian_vae(params, data, stats, _paths(tmp_path), Dist())
+    header, *rows = (tmp_path / "history.tsv").read_text().splitlines()
+    lr = [float(r.split("\t")[header.split("\t").index("lr")]) for r in rows]
+    base = params.train.learning_rate
+    assert lr[0] == pytest.approx(base)  # the warm-up's last step
+    assert lr[0] > lr[1] > lr[2] > lr[3] and lr[3] < 0.1 * base

@@ -188,6 +188,7 @@ class TrainParams(Section):
     bottleneck_channels: AtLeast1
     palette_colours: AtLeast0
     attention_blocks: AtLeast0
+    decoder_blocks: AtLeast0
     loss_weighting: Weighting
     render_loss_weight: NonNegative
     render_target: Literal["fit", "image"]
@@ -198,6 +199,8 @@ class TrainParams(Section):
     learning_rate: Positive
     weight_decay: NonNegative
     early_stopping_patience: AtLeast1
+    lr_schedule: Literal["plateau", "cosine"]
+    lr_warmup_epochs: AtLeast0
     lr_patience: AtLeast1
     lr_factor: Annotated[float, rule(lambda v: 0 < v < 1, "a number in (0, 1)")]
     logvar_min: float
@@ -256,6 +259,9 @@ class Params(Section):
                 f"train.symmetries {self.train.symmetries} with extract.ordering anchored needs "
                 f"extract.num_gaussians of the form 4k or 4k + 1, got {n} (use {n - n % 4} or "
                 f"{n - n % 4 + 4}, or train.symmetries 1)")
+        if self.train.decoder_blocks and not grid:
+            raise cross_field(f"train.decoder_blocks works over the slot grid; train.arch {arch} "
+                              "has none (use resnet_conv2d_grid, or decoder_blocks 0)")
         if self.train.attention_blocks and not grid:
             raise cross_field(f"train.attention_blocks works over the slot grid; train.arch {arch} "
                               "has none (use resnet_conv2d_grid, or attention_blocks 0)")

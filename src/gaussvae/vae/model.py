@@ -50,6 +50,7 @@ class VAEConfig:
     logvar_max: float
     palette_colours: int = 0  # models saved before these two options have neither
     attention_blocks: int = 0
+    decoder_blocks: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,7 +63,8 @@ class VAEConfig:
                    decoder_filters=tuple(t.decoder_filters), kernel_size=t.kernel_size,
                    resnet_blocks=t.resnet_blocks, bottleneck_channels=t.bottleneck_channels,
                    logvar_min=t.logvar_min, logvar_max=t.logvar_max,
-                   palette_colours=t.palette_colours, attention_blocks=t.attention_blocks)
+                   palette_colours=t.palette_colours, attention_blocks=t.attention_blocks,
+                   decoder_blocks=t.decoder_blocks)
 
     @classmethod
     def from_dict(cls, d: dict) -> VAEConfig:
@@ -295,6 +297,8 @@ class GridVAE(VAE):
     stem convolution in the encoder, after each upsampling in the decoder), as resnet_conv1d
     does in 1D. ``attention_blocks`` > 0 adds that many GridAttention blocks at the coarsest
     resolution of each (before the bottleneck, right after the latent's linear layer).
+    ``decoder_blocks`` residual blocks follow the latent's linear layer at the decoder's coarsest
+    resolution, so the code is decoded by convolutions there and not by the linear map alone.
     """
 
     def __init__(self, config: VAEConfig) -> None:
@@ -329,6 +333,7 @@ class GridVAE(VAE):
         if config.attention_blocks:
             dec.append(GridAttention(*self.dec_shape, config.attention_blocks))
         cin = config.decoder_filters[0]
+        dec += [ResBlock(cin, k, 2) for _ in range(config.decoder_blocks)]
         for f in config.decoder_filters:
             dec += [nn.Upsample(scale_factor=2, mode="nearest"),
                     nn.Conv2d(cin, f, k, padding=k // 2), nn.SiLU()]

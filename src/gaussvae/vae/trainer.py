@@ -2,10 +2,10 @@
 
 ``make_trainer`` builds a ``Trainer`` from a job (job.py: a model, its data and its objective)
 and this process's place among torchrun's processes: the model (wrapped in
-DistributedDataParallel under torchrun), AdamW, the plateau schedule of the learning rate and
-the gradient scaler of mixed precision. The train stage, the pixel baseline's stage,
-bench/training_speed.py and bench/gpu_check.py all build it this way, so a benchmark times
-exactly what a stage runs.
+DistributedDataParallel under torchrun), AdamW, the learning rate's schedule (plateau cuts, or
+warm-up and cosine decay per step) and the gradient scaler of mixed precision. The train stage,
+the pixel baseline's stage, bench/training_speed.py and bench/gpu_check.py all build it this
+way, so a benchmark times exactly what a stage runs.
 
 One epoch, in named steps (``Trainer.fit``): the schedule (beta; the sample order, one shuffle
 cut into every process's share), the steps, validation (z = mu), the decisions (learning-rate
@@ -114,6 +114,16 @@ def epoch_order(n: int, seed: int, epoch: int, rank: int, world: int,
     return perm[: len(perm) - len(perm) % world][rank::world]
 
 
+def cosine_lr_factor(step: int, total: int, warmup: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based) of ``total``, as a fraction of
+    train.learning_rate, under ``lr_schedule: cosine``: a linear rise over the first ``warmup``
+    steps, then half a cosine down to 0 at step ``total``. A pure function of the step, so a
+    resumed run needs no schedule state."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
 def seed_noise(seed: int, epoch: int, rank: int) -> None:
     """Seed the global RNG, which draws the reparameterization noise, from (seed, epoch,
     rank): ranks draw different noise, and a resumed run draws what an uninterrupted one does."""
@@ -187,7 +197,14 @@ class Trainer:
         sums = torch.zeros(len(STEP_STATS) + channels, dtype=torch.float64,
                            device=self.dist.device)
         n_steps = 0
+        t = self.params.train
+        per_epoch = self.steps_per_epoch()
         for step, (x, pixels) in enumerate(self.batches(epoch)):
+            if t.lr_schedule == "cosine":
+                lr = t.learning_rate * cosine_lr_factor(
+                    epoch * per_epoch + step, t.epochs * per_epoch, t.lr_warmup_epochs * per_epoch)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
             try:
                 sums += self.step(x, pixels, beta)
             except TrainingDiverged as err:
@@ -199,6 +216,11 @@ class Trainer:
         per_type = type_losses(means[len(STEP_STATS):], types)
         return {**{k: float(means[i]) for i, k in enumerate(STEP_STATS)},
                 **{k: float(v) for k, v in per_type.items()}}
+
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps each process takes per epoch (epoch_order's share, in batches)."""
+        n, world = self.job.train_set.examples, self.dist.world
+        return math.ceil((n - n % world) // world / self.params.train.batch_size)
 
     def validate(self) -> dict:
         return split_scores(self.model, self.job.x_val, self.params.train.loss_weighting,
@@ -262,7 +284,8 @@ class Trainer:
                 row = history_row(epoch, beta, self.lr, train_losses, self.validate(), types)
                 state.history.append(row)
                 if beta == self.params.max_beta:  # selection at the run's beta only
-                    self.scheduler.step(row["val_recon"])
+                    if t.lr_schedule == "plateau":
+                        self.scheduler.step(row["val_recon"])
                     stop = state.plateau(row["val_recon"], self.model, t.early_stopping_patience)
             # --- every rank follows rank 0
             lr, stop = dist.broadcast((self.lr, stop))
