@@ -38,6 +38,11 @@ def repo(tmp_path_factory):
     raw = tiny_raw_params()
     raw["train"]["symmetries"] = 4  # the symmetries stage and augmented batches, for real
     (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    # The sample metric's network on a few paintings (its recipe trains on thousands).
+    stages = work / "baselines/dvc.yaml"
+    stages.write_text(stages.read_text().replace("--metrics metrics/feature_net.json",
+                                                 "--metrics metrics/feature_net.json "
+                                                 "--images 64 --epochs 1"))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
@@ -56,7 +61,8 @@ def test_repro_then_experiment_then_metrics_diff(repo):
                 "metrics/extract.json", "metrics/codecs.json", "metrics/plots/reconstructions.png",
                 "metrics/plots/prior_samples.png", "metrics/plots/type_losses.png",
                 "metrics/plots/interpolation.png", "baselines/metrics/eval.json",
-                "baselines/metrics/plots/reconstructions.png", "baselines/metrics/pca.json"):
+                "baselines/metrics/plots/reconstructions.png", "baselines/metrics/pca.json",
+                "baselines/metrics/samples.json", "baselines/metrics/plots/sample_metric.png"):
         assert (work / out).exists(), out
     events = list((work / "data/train/tensorboard").glob("events.out.tfevents*"))
     assert events and events[0].stat().st_size > 0
@@ -66,7 +72,7 @@ def test_repro_then_experiment_then_metrics_diff(repo):
     _run(["dvc", "plots", "show", "-o", "shown"], work, env)
     page = (work / "shown" / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
-    assert len(images) == 6 and len(set(images)) == 6, images  # 4 of evaluate, 2 of baselines
+    assert len(images) == 7 and len(set(images)) == 7, images  # 4 of evaluate, 3 of baselines
     divs = re.findall(r'<div id = "([^"]+)"', page)
     assert len(divs) == len(set(divs)) == 4, divs
     baseline = json.loads((work / "metrics/eval.json").read_text())

@@ -14,6 +14,7 @@ from gaussvae.evaluation.study_tables import (
     group_runs,
     iter_runs,
     main,
+    samples_table,
     val_table,
     versus,
 )
@@ -187,3 +188,19 @@ def test_the_counts_the_header_types_are_the_saved_studies():
     train = [r.metrics["metrics/train.json"] for r in runs]
     assert total == len(runs)
     assert last == sum(t["best_epoch"] == t["epochs_run"] for t in train)
+
+
+def test_the_samples_table_ranks_nearest_first_and_says_whether_blur_ranks_last():
+    samples = {"reference": "validation images (300)",
+               "kid_x1000": {"test_images": 0.01, "test_blur_1px": 3.0,
+                             "gaussian_vae_samples": 40.0, "pca_samples": 2.0},
+               "images": {"test_images": 300, "test_blur_1px": 300,
+                          "gaussian_vae_samples": 300, "pca_samples": 300},
+               "blur_check": {"worse_than_real": True, "worse_with_more_blur": True}}
+    rows = [line for line in samples_table(samples).splitlines() if line.startswith("| ")][1:]
+    assert [r.split(" | ")[1] for r in rows] == ["0.010", "2.000", "3.000", "40.000"]
+    assert "the test images blurred, sigma 1px" in rows[2]
+    assert "Blur check: passes" in samples_table(samples)
+    samples["blur_check"]["worse_with_more_blur"] = False
+    assert "Blur check: FAILS (worse than real: yes, worse with more blur: no)" in \
+        samples_table(samples)

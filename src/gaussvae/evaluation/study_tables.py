@@ -261,6 +261,29 @@ def paired_table(paired: dict, split: str = "test") -> str:
                    "images the VAE wins", "images"], body)
 
 
+SAMPLE_SETS = {"test_images": "the test images (the floor a real set reaches)",
+               "gaussian_vae_samples": "Gaussian VAE, prior samples",
+               "gaussian_vae_reconstructions": "Gaussian VAE, test reconstructions",
+               "pixel_vae_samples": "pixel VAE, prior samples",
+               "pixel_vae_reconstructions": "pixel VAE, test reconstructions",
+               "pca_samples": "PCA, samples (a Gaussian with the training codes' variances)",
+               "pca_reconstructions": "PCA, test reconstructions"}
+
+
+def samples_table(samples: dict) -> str:
+    """baselines/metrics/samples.json as a table, nearest the validation images first: each
+    set's KID x 1000 (the blurred test images named by their blur), then the blur check."""
+    kid = samples["kid_x1000"]
+    body = [[SAMPLE_SETS.get(name, name.replace("test_blur_", "the test images blurred, sigma ")),
+             f"{value:.3f}", str(samples["images"][name])]
+            for name, value in sorted(kid.items(), key=lambda kv: kv[1])]
+    check = samples["blur_check"]
+    verdict = ("passes" if all(check.values()) else "FAILS") + " (" + ", ".join(
+        f"{key.replace('_', ' ')}: {'yes' if ok else 'no'}" for key, ok in check.items()) + ")"
+    return (_table(["set", f"KID x 1000 to the {samples['reference']}", "images"], body)
+            + f"\n\nBlur check: {verdict}.\n")
+
+
 def _heading(title: str | None, what: str) -> str:
     """A table's heading, under the study's title when the file holds several studies."""
     return f"## {title}, {what}\n\n" if title else f"## {what[0].upper()}{what[1:]}\n\n"
@@ -292,6 +315,9 @@ def _main(argv: list[str] | None) -> None:
     parser.add_argument("--paired", metavar="JSON",
                         help="instead of a study: the paired per-image table of this "
                              "baselines/metrics/paired.json")
+    parser.add_argument("--samples", metavar="JSON",
+                        help="instead of a study: the sample metric's table of this "
+                             "baselines/metrics/samples.json")
     parser.add_argument("--append", action="store_true",
                         help="add to the end of --out instead of replacing it")
     args = parser.parse_args(argv)
@@ -299,6 +325,12 @@ def _main(argv: list[str] | None) -> None:
         text = (_heading(args.title, "test, paired per image: the default Gaussian VAE minus "
                          "each baseline") + paired_table(json.loads(Path(args.paired).read_text()))
                 + "\n")
+        _write(text, args.out, args.append)
+        return
+    if args.samples:
+        text = (_heading(args.title, "samples: the kernel distance of the feature network's "
+                         "features to the validation images")
+                + samples_table(json.loads(Path(args.samples).read_text())))
         _write(text, args.out, args.append)
         return
     if args.json:

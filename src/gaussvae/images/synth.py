@@ -3,9 +3,14 @@
 Each image is a low-poly painting (a random Delaunay triangulation filled with palette colours
 along a gentle gradient), overlaid with a few discs and stripes. Image ``i`` depends only on
 ``(seed, i)``, so any subset (a shard, a test) can be regenerated on its own.
+``generate_painting`` can also return what the generator knows of each pixel (which kind of
+shape covers it, whether a boundary between shapes crosses it): labels a network can be
+trained to read off the pixels (evaluation/feature_net.py), with nothing to download.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -14,6 +19,21 @@ from scipy.spatial import Delaunay
 # Drawn at this multiple of the target size, then box-filtered down: anti-aliased edges are what
 # a photographed painting has, and what Gaussians can fit.
 _SUPERSAMPLE = 4
+
+
+@dataclass(frozen=True)
+class Painting:
+    """One generated image and, when asked for, its labels."""
+
+    image: np.ndarray  # (size, size, 3) uint8
+    # With labels=True: per pixel, what covers its centre (REGION_KINDS) and whether a boundary
+    # between two shapes crosses it, (size, size) uint8 each; None otherwise.
+    regions: np.ndarray | None = None
+    edges: np.ndarray | None = None
+
+
+REGION_KINDS = ("triangle", "disc", "stripe")
+_DISC_ID, _STRIPE_ID = 200, 250  # shape ids on the label canvas: triangles count up from 1
 
 
 def _palette(rng: np.random.Generator, k: int) -> np.ndarray:
@@ -34,11 +54,49 @@ def _to_byte(colour: np.ndarray) -> tuple[int, int, int]:
 
 def generate_image(seed: int, index: int, size: int) -> np.ndarray:
     """One abstract painting as (size, size, 3) uint8, a pure function of (seed, index, size)."""
+    return generate_painting(seed, index, size).image
+
+
+class _Canvas:
+    """The painting's canvas and, when labels are wanted, a second one of shape ids drawn with
+    the same shapes in the same order (no random draws, so the painting is the same)."""
+
+    def __init__(self, big: int, labels: bool) -> None:
+        self.image = Image.new("RGB", (big, big))
+        self.draw = ImageDraw.Draw(self.image)
+        self.ids = Image.new("L", (big, big)) if labels else None
+        self.draw_ids = ImageDraw.Draw(self.ids) if self.ids is not None else None
+
+    def polygon(self, corners: list, fill: tuple[int, int, int], shape_id: int) -> None:
+        self.draw.polygon(corners, fill=fill)
+        if self.draw_ids is not None:
+            self.draw_ids.polygon(corners, fill=shape_id)
+
+    def ellipse(self, box: list, fill: tuple[int, int, int], shape_id: int) -> None:
+        self.draw.ellipse(box, fill=fill)
+        if self.draw_ids is not None:
+            self.draw_ids.ellipse(box, fill=shape_id)
+
+    def labels(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(regions, edges) at ``size``: the kind of shape at each pixel's centre, and 1 where
+        the ids change inside the pixel."""
+        ids = np.asarray(self.ids)
+        f = ids.shape[0] // size
+        kind = np.where(ids >= _STRIPE_ID, 2, np.where(ids >= _DISC_ID, 1, 0)).astype(np.uint8)
+        change = np.zeros(ids.shape, dtype=bool)
+        change[:, 1:] |= ids[:, 1:] != ids[:, :-1]
+        change[1:, :] |= ids[1:, :] != ids[:-1, :]
+        edges = change.reshape(size, f, size, f).any(axis=(1, 3)).astype(np.uint8)
+        return kind[f // 2::f, f // 2::f].copy(), edges
+
+
+def generate_painting(seed: int, index: int, size: int, labels: bool = False) -> Painting:
+    """``generate_image``'s painting and, with ``labels``, its region and edge maps (the same
+    image either way)."""
     rng = np.random.default_rng([seed, index])
     big = size * _SUPERSAMPLE
     palette = _palette(rng, int(rng.integers(3, 7)))
-    canvas = Image.new("RGB", (big, big))
-    draw = ImageDraw.Draw(canvas)
+    canvas = _Canvas(big, labels)
 
     # Low-poly layer: jittered points plus the corners, triangulated.
     n_points = int(rng.integers(6, 30))
@@ -47,19 +105,20 @@ def generate_image(seed: int, index: int, size: int) -> np.ndarray:
     )
     tri = Delaunay(pts)
     gradient = rng.normal(0, 0.25, size=(2, 3))  # colour drift across the canvas
-    for simplex in tri.simplices:
+    for t, simplex in enumerate(tri.simplices):
         corners = pts[simplex]
         centre = corners.mean(axis=0)
         colour = palette[rng.integers(len(palette))] + (centre - 0.5) @ gradient
         colour = colour + rng.normal(0, 0.04, size=3)
-        draw.polygon([tuple(p) for p in corners * big], fill=_to_byte(colour))
+        canvas.polygon([tuple(p) for p in corners * big], _to_byte(colour), 1 + t % (_DISC_ID - 1))
 
     # Discs.
-    for _ in range(int(rng.integers(0, 4))):
+    for d in range(int(rng.integers(0, 4))):
         cx, cy = rng.uniform(0, 1, size=2) * big
         radius = rng.uniform(0.05, 0.25) * big
         colour = palette[rng.integers(len(palette))]
-        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=_to_byte(colour))
+        canvas.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], _to_byte(colour),
+                       _DISC_ID + d)
 
     # Stripes: parallel bands at a random angle.
     if rng.uniform() < 0.5:
@@ -75,7 +134,8 @@ def generate_image(seed: int, index: int, size: int) -> np.ndarray:
             b = centre + direction * big * 1.5
             quad = [a - normal * width / 2, b - normal * width / 2,
                     b + normal * width / 2, a + normal * width / 2]
-            draw.polygon([tuple(p) for p in quad], fill=_to_byte(colour))
+            canvas.polygon([tuple(p) for p in quad], _to_byte(colour), _STRIPE_ID + k)
 
-    small = canvas.resize((size, size), Image.Resampling.BOX)
-    return np.asarray(small, dtype=np.uint8).copy()
+    small = canvas.image.resize((size, size), Image.Resampling.BOX)
+    regions, edges = canvas.labels(size) if labels else (None, None)
+    return Painting(np.asarray(small, dtype=np.uint8).copy(), regions, edges)
