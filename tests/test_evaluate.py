@@ -71,6 +71,13 @@ def test_eval_metrics_have_every_key_are_finite_and_repeat(trained, tiny_images,
         for split in ("test", "val"):
             assert math.isfinite(flat[f"{split}.{key}"]), key
     assert m["samples"]["fd"] >= 0 and m["samples"]["fd_real"] >= 0
+    for split in ("test", "val"):  # the code at every storage of the rate-distortion curves
+        rd, latent = m[split]["rate_distortion"], model.config.latent_dim
+        assert {k: v["bytes"] for k, v in rd.items()} == {
+            "2bit": latent / 4, "4bit": latent / 2, "6bit": latent * 0.75, "8bit": latent,
+            "fp16": 2 * latent}
+        assert rd["fp16"]["psnr"] == m[split]["render"]["psnr_vs_image"]
+        assert rd["2bit"]["psnr"] < rd["8bit"]["psnr"]
     assert flat["test.fit.psnr_vs_image"] > 15
     again = evaluate(GaussianEvaluation(model, stats, data, tiny_images, torch.device("cpu")),
                      "per_type", params.evaluate)

@@ -62,7 +62,9 @@ def test_repro_then_experiment_then_metrics_diff(repo):
                 "metrics/plots/prior_samples.png", "metrics/plots/type_losses.png",
                 "metrics/plots/interpolation.png", "baselines/metrics/eval.json",
                 "baselines/metrics/plots/reconstructions.png", "baselines/metrics/pca.json",
-                "baselines/metrics/samples.json", "baselines/metrics/plots/sample_metric.png"):
+                "baselines/metrics/samples.json", "baselines/metrics/plots/sample_metric.png",
+                "baselines/metrics/rate_distortion.json", "baselines/metrics/rate_distortion.tsv",
+                "baselines/metrics/plots/rate_distortion.png"):
         assert (work / out).exists(), out
     events = list((work / "data/train/tensorboard").glob("events.out.tfevents*"))
     assert events and events[0].stat().st_size > 0
@@ -72,7 +74,7 @@ def test_repro_then_experiment_then_metrics_diff(repo):
     _run(["dvc", "plots", "show", "-o", "shown"], work, env)
     page = (work / "shown" / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
-    assert len(images) == 7 and len(set(images)) == 7, images  # 4 of evaluate, 3 of baselines
+    assert len(images) == 8 and len(set(images)) == 8, images  # 4 of evaluate, 4 of baselines
     divs = re.findall(r'<div id = "([^"]+)"', page)
     assert len(divs) == len(set(divs)) == 4, divs
     baseline = json.loads((work / "metrics/eval.json").read_text())

@@ -1,7 +1,8 @@
 """Parameter-space and render-space quality of a trained Gaussian VAE (the evaluate stage).
 
 The code is evaluated as it would be stored (code_storage.py): the posterior mean in float16,
-the latent's byte budget (latent_dim x 2 bytes), and 8-bit quantized (latent_dim bytes).
+the latent's byte budget (latent_dim x 2 bytes), and 8-bit quantized (latent_dim bytes); and,
+for the rate-distortion curves, at 2 to 8 bits a dimension (``rate_distortion``).
 Parameter-space losses alone mislead (small parameter errors can be large pixel errors), so the
 decoded Gaussians are rendered and compared with the original image and with the render of the
 fitted Gaussians (the ceiling); WebP and JPEG within the same budgets are the codecs stage's,
@@ -25,7 +26,7 @@ from gaussvae.core.atomic import rounded
 from gaussvae.core.channels import ANGLE, INDEX, TYPES
 from gaussvae.core.params import EvaluateParams
 from gaussvae.core.store import GaussianSet, ImageSet, image_rows
-from gaussvae.evaluation.code_storage import Uniform8Bit, as_fp16
+from gaussvae.evaluation.code_storage import Uniform8Bit, as_fp16, code_points
 from gaussvae.evaluation.image_metrics import image_scores, mean_psnr
 from gaussvae.evaluation.pictures import image_grid, save_png, square_grid, type_loss_bars
 from gaussvae.evaluation.sample_statistics import SAMPLES, sample_statistics
@@ -96,8 +97,8 @@ class GaussianEvaluation:
         self.model, self.stats, self.gaussians, self.images = model, stats, gaussians, images
         self.device = device
         self.spec = RenderSpec.from_attrs(gaussians.attrs)
-        mu_train, _ = encode_means(model, self._normalized(self._fitted("train")))
-        self.quantizer = Uniform8Bit.fit(mu_train)
+        self.mu_train, _ = encode_means(model, self._normalized(self._fitted("train")))
+        self.quantizer = Uniform8Bit.fit(self.mu_train)
 
     def _fitted(self, split: str) -> torch.Tensor:
         rows = self.gaussians.select(split)
@@ -131,6 +132,9 @@ class GaussianEvaluation:
         out["render_8bit"] = image_scores(run.recon8_px, run.originals, "_vs_image")
         out["fit"] = image_scores(run.fit_px, run.originals, "_vs_image")
         out["render_with_true"] = oracle_psnr(run.decoded, run.fitted, run.originals, self.spec)
+        out["rate_distortion"] = code_points(
+            self.mu_train, run.mu, lambda z: render_uint8(self.decode(z), self.spec),
+            run.originals)
         return out
 
     def prior_samples(self, count: int, seed: int) -> np.ndarray:

@@ -71,3 +71,38 @@ def type_loss_bars(losses: dict[str, dict[str, float]], path: str | Path) -> Non
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def rate_distortion_plot(curves: dict[str, list[tuple[float, float]]], path: str | Path,
+                         title: str) -> None:
+    """PSNR against bytes per image (log scale) for each named curve of (bytes, dB) points:
+    ``vae ...`` curves solid, ``pca ...`` dashed, codecs in black and grey."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    vae = plt.get_cmap("viridis")
+    vae_names = sorted((n for n in curves if n.startswith("vae")), key=_trailing_number)
+    for name, points in sorted(curves.items(), key=lambda kv: (kv[0][:3], _trailing_number(kv[0]))):
+        xs, ys = zip(*sorted(points), strict=True)
+        if name.startswith("vae"):
+            k = vae_names.index(name) / max(1, len(vae_names) - 1)
+            ax.plot(xs, ys, "o-", color=vae(0.85 * k), label=name, linewidth=2)
+        elif name.startswith("pca"):
+            ax.plot(xs, ys, ".--", color="tab:red", alpha=0.35, linewidth=1,
+                    label="pca (16 to 512 components)" if name == "pca k16" else None)
+        else:
+            ax.plot(xs, ys, "s-" if name == "webp" else "^-", markersize=3,
+                    color="black" if name == "webp" else "grey", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("bytes per image")
+    ax.set_ylabel("render PSNR vs the image (dB)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def _trailing_number(name: str) -> int:
+    digits = "".join(c for c in name.split()[-1] if c.isdigit())
+    return int(digits) if digits else 0

@@ -30,6 +30,8 @@ import numpy as np
 import scipy.stats
 
 from gaussvae.core.errors import UserError
+from gaussvae.evaluation.rate_distortion import read_table
+from gaussvae.evaluation.rd_tables import rd_section
 from gaussvae.evaluation.sample_statistics import FEATURES
 
 EVAL = "metrics/eval.json"
@@ -122,6 +124,16 @@ def group_runs(runs: Iterator[Run]) -> dict[str, list[Run]]:
             raise UserError(f"row {row!r}: its runs differ in more than train.seed; name the "
                             "seeds of one row <row>-s0, <row>-s1, ... and nothing else")
     return rows
+
+
+def commit_row(tree: Any) -> dict[str, list[Run]]:
+    """The commit the experiments of `dvc exp show --json` start from (its first entry that is
+    not the workspace) as a row named ``commit``: the default's own `dvc repro`."""
+    for item in tree if isinstance(tree, list) else [tree]:
+        if isinstance(item, dict) and item.get("rev") != "workspace":
+            runs = list(iter_runs({**item, "experiments": None, "revs": None}, True))
+            return {"commit": runs[:1]} if runs else {}
+    return {}
 
 
 def _drop_seed(params: dict) -> dict:
@@ -318,6 +330,13 @@ def _main(argv: list[str] | None) -> None:
     parser.add_argument("--samples", metavar="JSON",
                         help="instead of a study: the sample metric's table of this "
                              "baselines/metrics/samples.json")
+    parser.add_argument("--rd", metavar="TSV",
+                        help="instead of a study: the rate-distortion section from this "
+                             "baselines/metrics/rate_distortion.tsv, the Gaussian VAE's "
+                             "runs in --json and the commit they start from (one row per "
+                             "latent size)")
+    parser.add_argument("--rd-figure", metavar="PNG",
+                        help="with --rd: draw the test points here, linked from the text")
     parser.add_argument("--append", action="store_true",
                         help="add to the end of --out instead of replacing it")
     args = parser.parse_args(argv)
@@ -333,6 +352,8 @@ def _main(argv: list[str] | None) -> None:
                 + samples_table(json.loads(Path(args.samples).read_text())))
         _write(text, args.out, args.append)
         return
+    if args.rd and not args.json:
+        sys.exit("error: --rd needs --json: the saved `dvc exp show --json` of the runs")
     if args.json:
         tree = json.loads(Path(args.json).read_text())
     else:
@@ -342,6 +363,11 @@ def _main(argv: list[str] | None) -> None:
             sys.exit(f"error: dvc exp show --json failed: {out.stderr.strip().splitlines()[-1]}")
         tree = json.loads(out.stdout)
     rows = group_runs(iter_runs(tree))
+    if args.rd:
+        heading = _heading(args.title, "rate-distortion: bytes per image against render PSNR")
+        _write(rd_section(read_table(args.rd), {**commit_row(tree), **rows}, args.rd_figure,
+                          heading), args.out, args.append)
+        return
     text = (Path(args.header).read_text().rstrip() + "\n\n" if args.header else "")
     text += _heading(args.title, "validation: every row, ranked by validation render PSNR")
     text += val_table(rows, args.reference) + "\n"
