@@ -7,14 +7,15 @@ import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
 
 import json
 
+from gaussvae.baselines.pca_curve import pca_points
 from gaussvae.core.atomic import rounded, write_json
 from gaussvae.core.cli import run_stage, stage_parser
 from gaussvae.core.errors import StaleFileError
 from gaussvae.core.params import load_params
 from gaussvae.core.store import SPLITS, read_images
 from gaussvae.evaluation.pictures import rate_distortion_plot
-from gaussvae.evaluation.rate_distortion import (bd_psnr, codec_points, families, pca_points,
-                                                 vae_points, write_table)
+from gaussvae.evaluation.rate_distortion import (bd_psnr, codec_points, families, vae_points,
+                                                 write_table)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from gaussvae.baselines.pca_curve import pca_points
 from gaussvae.core.errors import StaleFileError, UserError
 from gaussvae.evaluation.code_storage import ClippedUniform, Uniform8Bit, stored_codes
 from gaussvae.evaluation.image_codecs import encode_size_and_decode
@@ -17,7 +18,6 @@ from gaussvae.evaluation.rate_distortion import (
     bd_psnr,
     codec_points,
     frontier,
-    pca_points,
     read_table,
     write_table,
 )

@@ -3,12 +3,12 @@
 One operating point (512 bytes) cannot show who wins where. Each family is a set of points
 (mean bytes per image, mean render PSNR over the images): a VAE's code at ``RD_BITS`` bits per
 dimension and in float16 (code_storage.py), for each latent size trained; PCA of the training
-images with several numbers of components at the same bit depths; WebP and JPEG over their
-whole quality ranges at their real mean file sizes. A family's frontier is the upper envelope
-of its points (the best PSNR it reaches at each size), and the summary number is BD-PSNR
-(Bjontegaard's delta): the mean vertical gap between two frontiers over the log-bytes range
-both cover. Each frontier is interpolated piecewise-linearly in log bytes: the classic cubic
-fit overshoots on a handful of unevenly spaced points.
+images with several numbers of components at the same bit depths (baselines/pca_curve.py); WebP
+and JPEG over their whole quality ranges at their real mean file sizes. A family's frontier is
+the upper envelope of its points (the best PSNR it reaches at each size), and the summary
+number is BD-PSNR (Bjontegaard's delta): the mean vertical gap between two frontiers over the
+log-bytes range both cover. Each frontier is interpolated piecewise-linearly in log bytes: the
+classic cubic fit overshoots on a handful of unevenly spaced points.
 """
 
 from __future__ import annotations
@@ -19,14 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gaussvae.baselines.pca import PCACode
 from gaussvae.core.atomic import atomic_path
 from gaussvae.core.errors import StaleFileError
-from gaussvae.evaluation.code_storage import code_points
 from gaussvae.evaluation.image_codecs import QUALITIES, encode_size_and_decode
 from gaussvae.evaluation.image_metrics import psnr_uint8
 
-PCA_COMPONENTS = (16, 32, 64, 128, 256, 512)
 CODEC_QUALITY_STEP = 5  # qualities lo, lo + 5, ... and hi of each format (image_codecs.py)
 INTERPOLATION_POINTS = 1001
 TABLE_FIELDS = ("split", "family", "setting", "bytes", "psnr")
@@ -40,23 +37,6 @@ class Point:
     setting: str
     bytes: float
     psnr: float
-
-
-def pca_points(train: np.ndarray, images: np.ndarray,
-               components: tuple[int, ...] = PCA_COMPONENTS) -> list[Point]:
-    """PCA of ``train`` (n, S, S, 3) uint8 with each number of ``components`` (those that
-    ``train`` has), its codes at every storage, scored on ``images``."""
-    components = tuple(k for k in components if k <= min(len(train), train[0].size)) or (1,)
-    full = PCACode.fit(train, max(components))
-    shape = images.shape[1:]
-    points = []
-    for k in components:
-        code = PCACode(full.mean, full.components[:k])
-        stored = code_points(code.encode(train), code.encode(images),
-                             lambda z, c=code: c.decode(z, shape), images)
-        points += [Point("pca", f"k{k}_{name}", p["bytes"], p["psnr"])
-                   for name, p in stored.items()]
-    return points
 
 
 def codec_qualities(fmt: str, step: int = CODEC_QUALITY_STEP) -> list[int]:
