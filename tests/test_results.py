@@ -146,7 +146,8 @@ def test_committed_results_rebuild_from_the_saved_json(tmp_path, monkeypatch):
         args[args.index("--out") + 1] = str(out)
         if "--rd-figure" in args:  # drawn beside the text, not over the committed picture
             at = args.index("--rd-figure") + 1
-            args[at] = str(tmp_path / Path(args[at]).name)
+            args[at] = str(tmp_path / Path(args[at]).relative_to("docs"))
+            Path(args[at]).parent.mkdir(exist_ok=True)
         main(args)
     assert out.read_text() == (REPO / "docs" / "RESULTS.md").read_text()
 

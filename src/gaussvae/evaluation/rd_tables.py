@@ -99,9 +99,10 @@ def frontier_text(points: list[Point]) -> str:
 
 
 def rd_section(baselines: dict[str, list[Point]], rows: dict, figure: str | Path | None,
-               heading: str) -> str:
+               heading: str, link: str | None = None) -> str:
     """The Markdown section: BD-PSNR, the VAE's and PCA's grids and the codecs on test (and
-    BD-PSNR on val too), and the figure of the test points written to ``figure``."""
+    BD-PSNR on val too), and the figure of the test points written to ``figure``, linked as
+    ``link`` (the figure's path from the Markdown file's folder; its name by default)."""
     by_split = {split: vae_points(rows, split) + baselines[split] for split in ("test", "val")}
     test = by_split["test"]
     vae = [p for p in test if p.family == "vae"]
@@ -119,5 +120,5 @@ def rd_section(baselines: dict[str, list[Point]], rows: dict, figure: str | Path
     if figure:
         curves = {name: [(p.bytes, p.psnr) for p in pts] for name, pts in families(test).items()}
         rate_distortion_plot(curves, figure, "Rate-distortion on the test images")
-        text += f"\n![rate-distortion on the test images]({Path(figure).name})\n"
+        text += f"\n![rate-distortion on the test images]({link or Path(figure).name})\n"
     return text

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -365,8 +366,10 @@ def _main(argv: list[str] | None) -> None:
     rows = group_runs(iter_runs(tree))
     if args.rd:
         heading = _heading(args.title, "rate-distortion: bytes per image against render PSNR")
+        link = (os.path.relpath(args.rd_figure, Path(args.out).parent) if args.rd_figure
+                and args.out else None)
         _write(rd_section(read_table(args.rd), {**commit_row(tree), **rows}, args.rd_figure,
-                          heading), args.out, args.append)
+                          heading, link), args.out, args.append)
         return
     text = (Path(args.header).read_text().rstrip() + "\n\n" if args.header else "")
     text += _heading(args.title, "validation: every row, ranked by validation render PSNR")
