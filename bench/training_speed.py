@@ -9,9 +9,14 @@ times its steps on the batches an epoch draws (batching and symmetries included)
   parameter loss and KL, the render term's forward and backward, the optimizer's update;
 - with ``--vs KEY=VALUE ...`` (params overrides, as ``dvc exp run -S`` takes them), the same for
   a second trainer built with those overrides, run in turns with the first so that both see the
-  same machine load, and the ratio of their samples/s.
+  same machine load, and the ratio of their samples/s;
+- with ``--pixel``, the same for the pixel-space baseline's trainer (baselines/dvc.yaml:
+  pixel_train, on data/images.h5): the Gaussian VAE and the baseline share train.epochs and
+  train.batch_size, so the ratio of their samples/s is the ratio of their wall-clock minutes
+  for the same steps.
 
 Usage: python bench/training_speed.py [--steps 20] [--rounds 3] [--vs train.batch_size=64]
+       [--pixel]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 import torch
 import yaml
 
+from gaussvae.baselines.pixel_job import pixel_job, pixel_training_params
 from gaussvae.core.atomic import read_json
 from gaussvae.core.device import resolve_device
 from gaussvae.core.distributed import Dist
@@ -68,9 +74,16 @@ def build(params: Params, args: argparse.Namespace) -> Trainer:
                         Dist(device=device))
 
 
+def build_pixel(params: Params, args: argparse.Namespace) -> Trainer:
+    params = pixel_training_params(params)
+    device = resolve_device(params.train.device)
+    return make_trainer(params, pixel_job(params, read_images(args.images), device),
+                        Dist(device=device))
+
+
 def describe(trainer: Trainer) -> str:
     t, train_set = trainer.params.train, trainer.job.train_set
-    return (f"{t.arch}, {count_parameters(trainer.model)} parameters, latent "
+    return (f"{type(trainer.model).__name__}, {count_parameters(trainer.model)} parameters, latent "
             f"{trainer.params.latent_dim}, batch {t.batch_size}, render term "
             f"{'on' if trainer.job.objective.render else 'off'}, {train_set.examples} examples x "
             f"{train_set.symmetries} symmetries, device {trainer.dist.device}, "
@@ -149,10 +162,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--vs", nargs="*", default=[], metavar="KEY=VALUE",
                         help="overrides for a second trainer to compare with")
+    parser.add_argument("--pixel", action="store_true",
+                        help="compare with the pixel-space baseline's trainer")
     args = parser.parse_args()
     trainers = {"params.yaml": build(load_params(args.params), args)}
     if args.vs:
         trainers[" ".join(args.vs)] = build(with_overrides(args.params, args.vs), args)
+    if args.pixel:
+        trainers["pixel baseline"] = build_pixel(load_params(args.params), args)
     for name, trainer in trainers.items():
         print(f"{name}: {describe(trainer)}")
         for part, ms in step_parts(trainer).items():
@@ -166,9 +183,9 @@ def main() -> None:
         rates[name] = samples / total
         print(f"{name}: {rates[name]:.0f} samples/s; step {compute:.2f}s of {total:.2f}s; "
               f"outside: {100 * (1 - compute / total):.1f}% of the time")
-    if args.vs:
-        a, b = rates.values()
-        print(f"ratio ({' '.join(args.vs)}) / params.yaml: {b / a:.2f}x samples/s")
+    first, *others = rates
+    for name in others:
+        print(f"ratio ({name}) / params.yaml: {rates[name] / rates[first]:.2f}x samples/s")
 
 
 if __name__ == "__main__":

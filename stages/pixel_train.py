@@ -1,5 +1,5 @@
 """Stage pixel_train (baselines/dvc.yaml): the pixel-space baseline, trained by the Gaussian
-VAE's own loop, budget and selection rules on data/images.h5."""
+VAE's own loop, budget and selection rules on data/images.h5, at its own max_beta."""
 
 import _local_src  # noqa: F401, I001  (must precede gaussvae imports)
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from gaussvae.baselines.pixel_job import pixel_job
+from gaussvae.baselines.pixel_job import pixel_job, pixel_training_params
 from gaussvae.core.cli import run_stage, stage_parser
 from gaussvae.core.device import resolve_device
 from gaussvae.core.distributed import setup_distributed
@@ -21,7 +21,7 @@ def main() -> None:
     for name in ("--images", "--model", "--checkpoint", "--logdir", "--history", "--metrics"):
         parser.add_argument(name, required=True)
     args = parser.parse_args()
-    params = load_params(args.params)
+    params = pixel_training_params(load_params(args.params))
     paths = TrainPaths(Path(args.model), Path(args.checkpoint), Path(args.logdir),
                        Path(args.history), Path(args.metrics))
     dist = setup_distributed(resolve_device(params.train.device))

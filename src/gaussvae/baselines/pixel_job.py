@@ -40,6 +40,13 @@ class PixelTrainingSet:
         return x, None
 
 
+def pixel_training_params(params: Params) -> Params:
+    """``params`` with the baseline's own KL weight as ``max_beta``, the key the trainer's
+    warm-up and selection read (``pixel_baseline.max_beta``: pixel_vae.py says why it is its
+    own)."""
+    return params.model_copy(update={"max_beta": params.pixel_baseline.max_beta})
+
+
 def pixel_job(params: Params, images: ImageSet, device: torch.device) -> TrainingJob:
     """The baseline's job on the train and val images of ``images``."""
     train_images = images.images[images.split == SPLITS.index("train")]

@@ -2,12 +2,18 @@
 
 The question every Gaussian-VAE number must answer: at the same latent size, KL weight and
 training budget, do the Gaussians beat simply compressing the pixels? This model is the
-simplest strong answer, built like the Gaussian VAE's default (stride-2 convolutions, a 1x1
-bottleneck flattened into mu and log-variance, the mirror image back with nearest upsampling)
-and trained by the same loop, objective and selection rules (vae/trainer.py, vae/loss.py) on
-the same splits. Pixels are z-scored per channel with training statistics, so its
-reconstruction loss is in the same units as the Gaussian VAE's and beta means the same: the
-weight of KL per data element (here 64 x 64 x 3).
+simplest strong answer, built like the Gaussian VAE's default (stride-2 convolutions,
+residual blocks, a 1x1 bottleneck flattened into mu and log-variance, the mirror image back with
+nearest upsampling) and trained by the same loop, objective and selection rules
+(vae/trainer.py, vae/loss.py) on the same splits. Pixels are z-scored per channel with training
+statistics, so its reconstruction loss is in the same units as the Gaussian VAE's; beta is the
+weight of KL per data element (here 64 x 64 x 3), and the baseline has its own
+(``pixel_baseline.max_beta``): at one beta the KL term is a far larger share of its loss than
+of the Gaussian VAE's, so the same number would not be the same regularization.
+
+The residual blocks sit at the coarsest grid only (16 x 16 at 64 px, ``filters[-1]``
+channels): a block at 64 x 64 costs 16 times one there, and the Gaussian VAE's are at its
+24 x 24 and 12 x 12 grids.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import torch
 from torch import nn
 
 from gaussvae.core.params import Params
-from gaussvae.vae.model import VAE, DiagonalGaussian
+from gaussvae.vae.model import VAE, DiagonalGaussian, ResBlock
 from gaussvae.vae.model_file import read_model_file, restore
 
 CHANNELS = 3
@@ -37,12 +43,13 @@ class PixelConfig:
     kernel_size: int
     logvar_min: float
     logvar_max: float
+    resnet_blocks: int = 0  # at the coarsest grid, in the encoder and in the decoder
 
     @classmethod
     def from_params(cls, params: Params, image_size: int) -> PixelConfig:
         p, t = params.pixel_baseline, params.train
         return cls(image_size, params.latent_dim, tuple(p.filters), p.bottleneck_channels,
-                   p.kernel_size, t.logvar_min, t.logvar_max)
+                   p.kernel_size, t.logvar_min, t.logvar_max, p.resnet_blocks)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +71,7 @@ class PixelVAE(VAE):
         for f in config.filters:
             enc += [nn.Conv2d(cin, f, k, stride=2, padding=k // 2), nn.SiLU()]
             cin = f
+        enc += [ResBlock(cin, 3, 2) for _ in range(config.resnet_blocks)]
         enc += [nn.Conv2d(cin, config.bottleneck_channels, 1), nn.SiLU(), nn.Flatten()]
         self.encoder = nn.Sequential(*enc)
         side = math.ceil(size / 2 ** len(config.filters))
@@ -72,6 +80,7 @@ class PixelVAE(VAE):
         self.from_latent = nn.Linear(config.latent_dim, math.prod(self.code_shape))
         dec: list[nn.Module] = [nn.SiLU(), nn.Conv2d(config.bottleneck_channels, cin, 1),
                                 nn.SiLU()]
+        dec += [ResBlock(cin, 3, 2) for _ in range(config.resnet_blocks)]
         for f in reversed((CHANNELS, *config.filters[:-1])):
             dec += [nn.Upsample(scale_factor=2, mode="nearest"),
                     nn.Conv2d(cin, f, k, padding=k // 2)]

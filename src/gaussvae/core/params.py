@@ -218,6 +218,8 @@ class PixelBaselineParams(Section):
     filters: Filters
     bottleneck_channels: AtLeast1
     kernel_size: OddAtLeast1
+    resnet_blocks: AtLeast0
+    max_beta: NonNegative
 
 
 class EvaluateParams(Section):
