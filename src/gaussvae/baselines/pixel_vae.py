@@ -1,9 +1,9 @@
 """The pixel-space baseline: a plain convolutional VAE on the images themselves.
 
-The question every Gaussian-VAE number must answer: at the same latent size, KL weight and
-training budget, do the Gaussians beat simply compressing the pixels? This model is the
-simplest strong answer, built like the Gaussian VAE's default (stride-2 convolutions,
-residual blocks, a 1x1 bottleneck flattened into mu and log-variance, the mirror image back with
+The question every Gaussian-VAE number must answer: at the same latent size and training
+budget, do the Gaussians beat simply compressing the pixels? This model is the simplest strong
+answer, built like the Gaussian VAE's default (stride-2 convolutions, optional residual
+blocks, a 1x1 bottleneck flattened into mu and log-variance, the mirror image back with
 nearest upsampling) and trained by the same loop, objective and selection rules
 (vae/trainer.py, vae/loss.py) on the same splits. Pixels are z-scored per channel with training
 statistics, so its reconstruction loss is in the same units as the Gaussian VAE's; beta is the
@@ -11,9 +11,9 @@ weight of KL per data element (here 64 x 64 x 3), and the baseline has its own
 (``pixel_baseline.max_beta``): at one beta the KL term is a far larger share of its loss than
 of the Gaussian VAE's, so the same number would not be the same regularization.
 
-The residual blocks sit at the coarsest grid only (16 x 16 at 64 px, ``filters[-1]``
-channels): a block at 64 x 64 costs 16 times one there, and the Gaussian VAE's are at its
-24 x 24 and 12 x 12 grids.
+The residual blocks (3 x 3, ``resnet_blocks`` in each half) sit at the coarsest grid only
+(16 x 16 at 64 px, ``filters[-1]`` channels): a block at 64 x 64 costs 16 times one there,
+and the Gaussian VAE's are at its 24 x 24 and 12 x 12 grids.
 """
 
 from __future__ import annotations
