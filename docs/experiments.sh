@@ -68,7 +68,8 @@ elif [[ $STUDY == pixel ]]; then
   # The pixel-space baseline tuned on validation, each row to pixel_evaluate only: the plain
   # model of the earlier studies (2.42M parameters); two residual blocks at its 16 x 16 grid in
   # each half and a wider bottleneck, which brings it to the Gaussian VAE's size (3.48M against
-  # 3.61M); then its own KL weight lowered tenfold (at beta 1 its KL is a fifth of its loss).
+  # 3.61M); then its own KL weight lowered (at beta 1 its KL is a fifth of its loss), with and
+  # without the blocks, and bracketed by 0.3 and 0.03.
   pix() {  # pix NAME BOTTLENECK BLOCKS BETA
     q "$1" -S "pixel_baseline.filters=[32,32]" -S pixel_baseline.kernel_size=5 \
       -S "pixel_baseline.bottleneck_channels=$2" -S "pixel_baseline.resnet_blocks=$3" \
@@ -77,6 +78,9 @@ elif [[ $STUDY == pixel ]]; then
   pix pixel-plain 12 0 1.0
   pix pixel-res2 17 2 1.0
   pix pixel-res2-beta0.1 17 2 0.1
+  pix pixel-plain-beta0.1 12 0 0.1
+  pix pixel-res2-beta0.3 17 2 0.3
+  pix pixel-res2-beta0.03 17 2 0.03
 else
 # The original GaussVAE's seven configurations.
 q orig-conv1d_base          "${orig[@]}" -S latent_dim=256 -S max_beta=1.0
